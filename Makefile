@@ -1,0 +1,60 @@
+# Two commands for a fresh machine: `make demo` (the sandbox fleet) and `make test` (everything).
+# Every target creates or reuses .venv/ and starts what it needs; nothing is pulled from a registry.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
+export MOLECULE_GLOB := molecule/*/molecule.yml
+
+.PHONY: help venv engine images lint unit integration molecule test fast demo demo-clean bench clean
+
+help:
+	@echo "make demo        deploy TF Serving on the local sandbox fleet (test double image)"
+	@echo "make test        everything: lint, unit, integration, Molecule scenarios"
+	@echo "make fast        the everyday lane: lint + unit tests (a few minutes)"
+	@echo "make molecule    Molecule scenarios only (SCENARIO=name for one)"
+	@echo "make bench       benchmarks that print figures"
+	@echo "make demo-clean  remove the sandbox fleet"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/venv.sh
+	scripts/venv.sh
+	@touch $@
+
+engine:
+	scripts/docker-engine.sh
+
+images: venv engine
+	scripts/images.sh
+
+lint: venv
+	scripts/lint.sh
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: venv engine
+	$(PY) -m pytest -q tests/integration
+
+molecule: images
+	scripts/molecule.sh $(SCENARIO)
+
+fast: lint unit
+
+test: lint unit integration molecule
+
+bench: images
+	scripts/bench.sh
+
+demo: images
+	scripts/demo.sh
+
+demo-clean:
+	scripts/demo.sh clean
+
+clean: demo-clean
+	rm -rf $(VENV) .ansible .cache

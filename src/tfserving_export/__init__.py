@@ -1,0 +1,1 @@
+"""tfserving-export: turn frozen graphs and Keras models into servable SavedModels."""

@@ -1,0 +1,5 @@
+"""Command line entry point (filled in by the model export work)."""
+
+
+def main() -> int:
+    raise SystemExit("tfserving-export: not implemented yet")

@@ -1,0 +1,1 @@
+"""TF Serving TEST DOUBLE: a stand-in server for tests. Never a production image."""
