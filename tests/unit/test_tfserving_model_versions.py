@@ -1,0 +1,116 @@
+"""tfserving_model_versions (the module) on real test models, archives built from them, and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import zipfile
+
+import pytest
+import tfserving_model_versions as tmv
+from ansible.module_utils.testing import patch_module_args
+from conftest import TESTDATA
+
+TF = TESTDATA / "tfserving"
+
+
+def run_main(capsys, args):
+    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+        tmv.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_lists_the_two_versions_of_the_test_model(capsys):
+    code, result = run_main(capsys, {"path": str(TF / "saved_model_half_plus_two_2_versions")})
+    assert code == 0
+    assert result["changed"] is False and result["exists"] is True and result["kind"] == "directory"
+    assert result["versions"] == [
+        {"name": "00000123", "version": 123, "saved_model": "saved_model.pb"},
+        {"name": "00000124", "version": 124, "saved_model": "saved_model.pb"},
+    ]
+
+
+def test_reports_a_version_without_saved_model():
+    result = tmv.inspect(str(TF / "bad_half_plus_two"))
+    assert result["versions"] == [{"name": "00000123", "version": 123, "saved_model": None}]
+
+
+def test_non_numeric_entries_are_not_versions(tmp_path):
+    shutil.copytree(TF / "saved_model_half_plus_two_cpu" / "00000123", tmp_path / "7")
+    (tmp_path / ".tfserving-tmp-8").mkdir()
+    (tmp_path / "latest").mkdir()
+    (tmp_path / "9").write_text("a file, not a version directory")
+    result = tmv.inspect(str(tmp_path))
+    assert [v["version"] for v in result["versions"]] == [7]
+    assert result["other"] == [".tfserving-tmp-8", "9", "latest"]
+
+
+def test_a_missing_path_is_not_an_error(capsys, tmp_path):
+    code, result = run_main(capsys, {"path": str(tmp_path / "nope")})
+    assert code == 0
+    assert result["exists"] is False and result["kind"] == "missing" and result["versions"] == []
+
+
+def test_a_plain_file_fails_with_what_was_expected(capsys, tmp_path):
+    path = tmp_path / "model.txt"
+    path.write_text("not a model")
+    code, result = run_main(capsys, {"path": str(path)})
+    assert code == 1 and result["failed"] is True
+    assert "expected" in result["msg"] and "tar/zip archive" in result["msg"]
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar.gz", "w:gz"), (".tar", "w"), (".tar.xz", "w:xz")])
+def test_tar_archive_with_versions_under_one_top_directory(tmp_path, suffix, mode):
+    archive = tmp_path / ("model" + suffix)
+    with tarfile.open(archive, mode) as tar:
+        tar.add(TF / "saved_model_half_plus_two_2_versions", arcname="half_plus_two")
+    result = tmv.inspect(str(archive))
+    assert result["kind"] == "archive" and result["prefix"] == "half_plus_two"
+    assert [(v["name"], v["saved_model"]) for v in result["versions"]] == [
+        ("00000123", "saved_model.pb"),
+        ("00000124", "saved_model.pb"),
+    ]
+    assert result["unsafe_members"] == []
+
+
+def test_tar_archive_with_versions_at_the_top(tmp_path):
+    archive = tmp_path / "model.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(TF / "saved_model_half_plus_two_cpu" / "00000123", arcname="./00000123")
+    result = tmv.inspect(str(archive))
+    assert result["prefix"] == "" and [v["version"] for v in result["versions"]] == [123]
+
+
+def test_zip_archive(tmp_path):
+    archive = tmp_path / "model.zip"
+    src = TF / "saved_model_half_plus_two_tf2_cpu"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(src.rglob("*")):
+            zf.write(path, arcname=str(path.relative_to(src.parent)))
+    result = tmv.inspect(str(archive))
+    assert result["prefix"] == "saved_model_half_plus_two_tf2_cpu"
+    assert result["versions"] == [{"name": "00000123", "version": 123, "saved_model": "saved_model.pb"}]
+
+
+def test_unsafe_archive_members_are_reported(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        data = b"x"
+        for name in ("1/saved_model.pb", "../../etc/cron.d/x", "/abs/file"):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("1/variables")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../../../../etc"
+        tar.addfile(link)
+    result = tmv.inspect(str(archive))
+    assert result["unsafe_members"] == ["../../etc/cron.d/x", "/abs/file", "1/variables"]
+    assert [v["version"] for v in result["versions"]] == [1]
+
+
+def test_check_mode_is_supported(capsys):
+    code, result = run_main(capsys, {"path": str(TF / "saved_model_half_plus_two_cpu"), "_ansible_check_mode": True})
+    assert code == 0 and result["changed"] is False and result["versions"][0]["version"] == 123
