@@ -32,7 +32,16 @@ if [ "$want" != "$have" ]; then
 fi
 rm -f images/host/authorized_keys
 
+# A tiny HTTP server image (static busybox) for "the engine runs containers" checks.
+probe=tfserving-ansible/probe:busybox
+if ! docker image inspect "$probe" >/dev/null 2>&1; then
+  [ -x /bin/busybox ] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq busybox-static >/dev/null; }
+  cp /bin/busybox images/probe/busybox
+  docker build -q -t "$probe" images/probe >/dev/null
+  rm -f images/probe/busybox
+fi
+
 if [ -x tests/tfserving_double/build-image.sh ]; then
   tests/tfserving_double/build-image.sh
 fi
-scripts/registry.sh $(docker image inspect tfserving-double:test >/dev/null 2>&1 && echo tfserving-double:test)
+scripts/registry.sh "$probe" $(docker image inspect tfserving-double:test >/dev/null 2>&1 && echo tfserving-double:test)
