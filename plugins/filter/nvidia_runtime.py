@@ -1,0 +1,535 @@
+"""Choose the NVIDIA container runtime path for a Docker version, from the role's matrix.
+
+``docker_version | nvidia_runtime_plan(matrix, os_family, ...)`` returns one dict: the path
+(legacy nvidia-docker2 2.0.x pinned to one docker-ce build, nvidia-docker2 2.x on the ``nvidia``
+runtime, or the NVIDIA Container Toolkit with ``--gpus``), the exact package strings to install
+and lock, the daemon.json contribution for the Docker role, and the driver-versus-CUDA verdict for
+the serving image. An impossible combination gives ``ok: false`` and an ``error`` that names both
+versions and the nearest valid choices; nothing is raised, so preflight can fail with the host
+name in front of it.
+
+The matrix is ``roles/nvidia_runtime/vars/matrix.yml`` (``_nvidia_runtime_matrix``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+_DOCKER = re.compile(
+    r"^(?:(?P<epoch>\d+):)?v?(?P<ver>\d+\.\d+\.\d+)"
+    r"(?P<suffix>(?:[.~-]?ce)?(?:[-~+].*)?)$"
+)
+_TOOLKIT = re.compile(r"^(?P<ver>\d+\.\d+\.\d+)(?:-(?P<rel>\d+))?$")
+_CUDA = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?$")
+
+# docker-ce carries an epoch from 18.09 on: RPM 3, Debian 5. Other epochs belong to other packages.
+_EPOCHS = {"RedHat": "3", "Debian": "5"}
+_FOREIGN_EPOCHS = {
+    "RedHat": {"1": "docker-ce-cli", "2": "Red Hat's own 'docker' package"},
+    "Debian": {},
+}
+
+
+def _gpus_min(matrix) -> str:
+    """'19.03.0' -> '19.03' for messages."""
+    return ".".join(str(matrix["gpus_flag_min_docker"]).split(".")[:2])
+
+
+def _tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", str(version)))
+
+
+def _vstr(t: tuple[int, ...]) -> str:
+    return ".".join(str(p) for p in t)
+
+
+def parse_docker_version(raw, os_family):
+    """'3:18.09.2-3.el7' -> {'version': '18.09.2', 'epoch': '3', ...}; raises ValueError."""
+    text = str(raw).strip()
+    match = _DOCKER.match(text)
+    if not match:
+        raise ValueError(
+            f"Docker version '{raw}' is not a Docker version; expected '20.10.24', '3:20.10.24', "
+            "'17.12.1.ce' or a full package version such as '5:20.10.24~3-0~debian-bullseye'"
+        )
+    version = match["ver"]
+    epoch = match["epoch"]
+    numeric = _tuple(version)
+    if epoch is not None and os_family in _EPOCHS:
+        want = _EPOCHS[os_family] if numeric >= (18, 9) else None
+        if epoch != want:
+            owner = _FOREIGN_EPOCHS[os_family].get(epoch)
+            owner_txt = f" (epoch {epoch} belongs to {owner})" if owner else ""
+            if want:
+                spellings = f"'{version}' or '{want}:{version}'"
+                carries = f"epoch {want}"
+            else:
+                spellings = f"'{version}' or '{version}.ce'" if os_family == "RedHat" else f"'{version}'"
+                carries = "no epoch"
+            raise ValueError(
+                f"Docker version '{raw}': docker-ce {version} carries {carries} in Docker's "
+                f"{'RPM' if os_family == 'RedHat' else 'Debian'} repository{owner_txt}; "
+                f"nearest valid spellings: {spellings}"
+            )
+    return {"raw": text, "version": version, "tuple": numeric, "epoch": epoch}
+
+
+def _cuda_tuple(text):
+    match = _CUDA.match(str(text).strip())
+    if not match:
+        raise ValueError(f"CUDA version '{text}' is not a CUDA version such as '12.2'")
+    return (int(match["major"]), int(match["minor"]))
+
+
+def driver_max_cuda(driver_version, matrix):
+    """Highest CUDA X.Y in the matrix whose minimum driver <= driver_version, or None."""
+    best = None
+    for row in matrix["cuda_min_driver"]:
+        if _tuple(driver_version) >= _tuple(row["driver"]):
+            if best is None or _cuda_tuple(row["cuda"]) > _cuda_tuple(best):
+                best = row["cuda"]
+    return best
+
+
+def cuda_min_driver(cuda_version, matrix):
+    """Minimum driver for CUDA X.Y (the newest table row <= X.Y within the same major), or None."""
+    want = _cuda_tuple(cuda_version)
+    rows = [r for r in matrix["cuda_min_driver"] if _cuda_tuple(r["cuda"]) <= want]
+    rows = [r for r in rows if _cuda_tuple(r["cuda"])[0] == want[0]]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: _cuda_tuple(r["cuda"]))["driver"]
+
+
+def check_driver(matrix, cuda_version, driver_version, driver_cuda_version=None):
+    """Verdict for 'image built on CUDA cuda_version' on 'driver driver_version'."""
+    result = {
+        "image_cuda": cuda_version or None,
+        "driver": driver_version or None,
+        "driver_max_cuda": None,
+        "min_driver": None,
+        "checked": False,
+        "ok": True,
+        "error": None,
+    }
+    if not cuda_version or not driver_version:
+        return result
+    want = _cuda_tuple(cuda_version)
+    result["min_driver"] = cuda_min_driver(cuda_version, matrix)
+    supported = driver_cuda_version or driver_max_cuda(driver_version, matrix)
+    result["driver_max_cuda"] = supported
+    result["checked"] = True
+    if supported is None:
+        result["ok"] = False
+        result["error"] = (
+            f"driver {driver_version} is older than every driver in the matrix and cannot run the "
+            f"serving image built on CUDA {cuda_version}; nearest valid choice: a driver >= "
+            f"{result['min_driver'] or 'the CUDA ' + cuda_version + ' minimum'}"
+        )
+        return result
+    if _cuda_tuple(supported) >= want:
+        return result
+    result["ok"] = False
+    hint = ""
+    compat = matrix.get("cuda_minor_compat_driver", {}).get(str(want[0]))
+    if compat and _tuple(driver_version) >= _tuple(compat):
+        hint = (
+            f" (the driver meets CUDA {want[0]}.x minor-version compatibility, >= {compat}, but the "
+            "container runtime enforces the image's NVIDIA_REQUIRE_CUDA)"
+        )
+    need = f"driver >= {result['min_driver']}" if result["min_driver"] else f"a driver supporting CUDA {cuda_version}"
+    result["error"] = (
+        f"driver {driver_version} supports CUDA up to {supported}, but the serving image is built on "
+        f"CUDA {cuda_version}{hint}; nearest valid choices: upgrade to a {need}, or serve an image "
+        f"built on CUDA <= {supported}"
+    )
+    return result
+
+
+def _distribution_ok(matrix, os_family, distribution, os_major):
+    dists = matrix["legacy"]["distributions"]
+    if os_family == "RedHat":
+        return str(os_major) in dists["RedHat"], "EL" + ", EL".join(dists["RedHat"])
+    key = "Ubuntu" if str(distribution).lower() == "ubuntu" else "Debian"
+    allowed = dists[key]
+    label = "; ".join(f"{k} {', '.join(v)}" for k, v in dists.items() if k != "RedHat")
+    return str(os_major) in allowed, label
+
+
+def _legacy_neighbours(matrix, docker, os_family):
+    usable = [
+        b
+        for b in matrix["legacy"]["builds"]
+        if (b["rpm_release"] if os_family == "RedHat" else b["deb_release"]) is not None
+    ]
+    lower = [b["docker"] for b in usable if _tuple(b["docker"]) < docker]
+    higher = [b["docker"] for b in usable if _tuple(b["docker"]) > docker]
+    out = []
+    if lower:
+        out.append(max(lower, key=_tuple))
+    if higher:
+        out.append(min(higher, key=_tuple))
+    return out
+
+
+def _legacy_for(matrix, docker, os_family):
+    """The legacy build for this very Docker when one is installable, else its neighbours."""
+    for b in matrix["legacy"]["builds"]:
+        release = b["rpm_release"] if os_family == "RedHat" else b["deb_release"]
+        if _tuple(b["docker"]) == docker and release is not None:
+            return [b["docker"]]
+    return _legacy_neighbours(matrix, docker, os_family)
+
+
+def _deb_docker_requirement(version):
+    numeric = _tuple(version)
+    if numeric >= (18, 9):
+        return f"docker-ce (= 5:{version}~3-0~<distribution>-<codename>)"
+    if numeric >= (18, 6):
+        return f"docker-ce (= {version}~ce~3-0~<distribution>)"
+    return f"docker-ce (= {version}~ce-0~<distribution>)"
+
+
+def _refuse(plan, message, nearest):
+    plan["ok"] = False
+    plan["error"] = message
+    plan["nearest"] = nearest
+    return plan
+
+
+def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
+    legacy = matrix["legacy"]
+    version = docker["version"]
+    if requested_nd2 and _tuple(requested_nd2)[:3] != _tuple(legacy["nvidia_docker2_version"]):
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {requested_nd2} is not a per-Docker legacy build for Docker {version}; the "
+            f"legacy builds are nvidia-docker2 {legacy['nvidia_docker2_version']}",
+            [f"nvidia-docker2 {legacy['nvidia_docker2_version']}"],
+        )
+    if requested_nd2 and "docker" in str(requested_nd2):
+        wanted = f"nvidia-docker2-{requested_nd2}" + (".noarch" if os_family == "RedHat" else "")
+        bad = next((k for k in legacy["known_bad"] if k["package"] == wanted), None)
+        if bad is not None:
+            good = [b for b in legacy["builds"] if b["docker"] == bad["docker"] and b["rpm_release"]]
+            nearest = [f"nvidia-docker2-2.0.3-{g['rpm_release']}.docker{g['docker']}.ce" for g in good]
+            nearest = nearest or [f"Docker {v}" for v in _legacy_neighbours(matrix, _tuple(bad["docker"]), os_family)]
+            return _refuse(
+                plan,
+                f"{wanted} cannot be installed with docker-ce {version}: it {bad['why']}; nearest valid "
+                f"choices: {', '.join(nearest)}",
+                nearest,
+            )
+        built_for = re.search(r"docker(\d+\.\d+\.\d+)", str(requested_nd2))
+        if built_for and built_for.group(1) != version:
+            return _refuse(
+                plan,
+                f"nvidia-docker2 {requested_nd2} is built for docker-ce {built_for.group(1)}, but Docker is "
+                f"{version}; nearest valid choices: Docker {built_for.group(1)} with it, or the build for "
+                f"Docker {version} (leave the nvidia-docker2 version at 2.0.3)",
+                [f"Docker {built_for.group(1)}", "nvidia-docker2 2.0.3"],
+            )
+    build = next((b for b in legacy["builds"] if b["docker"] == version), None)
+    release = None
+    if build is not None:
+        release = build["rpm_release"] if os_family == "RedHat" else build["deb_release"]
+    if build is None or release is None:
+        near = _legacy_neighbours(matrix, docker["tuple"], os_family)
+        bad = [k for k in legacy["known_bad"] if k["docker"] == version and k["os_family"] == os_family]
+        why = "; ".join(f"{k['package']} {k['why']}" for k in bad)
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {legacy['nvidia_docker2_version']} has no installable build for Docker "
+            f"{version} on the {os_family} family"
+            + (f" ({why})" if why else "")
+            + f"; nearest valid choices: Docker {' or '.join(near)} with its nvidia-docker2 build, "
+            f"or Docker >= {_gpus_min(matrix)} with the NVIDIA Container Toolkit",
+            [f"Docker {v}" for v in near] + [f"Docker >= {_gpus_min(matrix)} + toolkit"],
+        )
+    nd2, ncr = legacy["nvidia_docker2_version"], legacy["runtime_version"]
+    if os_family == "RedHat":
+        requirement = f"docker-ce = 3:{version}" if docker["tuple"] >= (18, 9) else f"docker-ce = {version}.ce"
+        packages = [
+            f"nvidia-docker2-{nd2}-{release}.docker{version}.ce",
+            f"nvidia-container-runtime-{ncr}-{release}.docker{version}",
+        ]
+    else:
+        requirement = _deb_docker_requirement(version)
+        packages = [
+            f"nvidia-docker2={nd2}+docker{version}-{release}",
+            f"nvidia-container-runtime={ncr}+docker{version}-{release}",
+        ]
+    plan.update(
+        {
+            "path": "legacy",
+            "gpu_mode": "legacy",
+            "packages": packages,
+            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
+            "docker_requirement": requirement,
+            "repositories": "nvidia-docker",
+            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
+        }
+    )
+    return plan
+
+
+def _plan_nvidia_docker2(plan, matrix, docker, os_family, requested_nd2):
+    rows = matrix["nvidia_docker2"]
+    versions = [r["version"] for r in rows]
+    row = next((r for r in rows if r["version"] == requested_nd2), None)
+    if row is None:
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {requested_nd2 or '(none)'} is not in the matrix for Docker "
+            f"{docker['version']}; "
+            f"nearest valid choices: nvidia-docker2 {', '.join(versions)}",
+            [f"nvidia-docker2 {v}" for v in versions],
+        )
+    minimum = row["docker_min_rpm"] if os_family == "RedHat" else row["docker_min_deb"]
+    if docker["tuple"] < _tuple(minimum):
+        near = _legacy_for(matrix, docker["tuple"], os_family)
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {requested_nd2} requires docker-ce >= {minimum}, but Docker is "
+            f"{docker['version']}; nearest valid choices: Docker >= {minimum} with nvidia-docker2 "
+            f"{requested_nd2}, or nvidia-docker2 2.0.3 pinned to Docker {' or '.join(near)}",
+            [f"Docker >= {minimum}"] + [f"Docker {v} + nvidia-docker2 2.0.3" for v in near],
+        )
+    if os_family == "RedHat":
+        packages = [f"nvidia-docker2-{row['version']}-1", f"nvidia-container-runtime-{row['runtime']}-1"]
+    else:
+        packages = [f"nvidia-docker2={row['version']}-1", f"nvidia-container-runtime={row['runtime']}-1"]
+    plan.update(
+        {
+            "path": "nvidia-docker2",
+            "gpu_mode": "legacy",
+            "packages": packages,
+            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
+            "docker_requirement": f"docker-ce >= {minimum}",
+            "repositories": "nvidia-docker",
+            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
+        }
+    )
+    return plan
+
+
+def _plan_toolkit(plan, matrix, docker, os_family, requested, register_runtime):
+    toolkit = matrix["toolkit"]
+    minimum_docker = matrix["gpus_flag_min_docker"]
+    if docker["tuple"] < _tuple(minimum_docker):
+        near = _legacy_for(matrix, docker["tuple"], os_family)
+        return _refuse(
+            plan,
+            f"the NVIDIA Container Toolkit {requested or ''} needs Docker >= {_gpus_min(matrix)} (--gpus), "
+            f"but Docker is {docker['version']}; nearest valid choices: Docker >= {_gpus_min(matrix)} with "
+            f"the toolkit, or the legacy nvidia-docker2 2.0.3 build for Docker {' or '.join(near) or 'none'}",
+            [f"Docker >= {_gpus_min(matrix)}"] + [f"Docker {v} + nvidia-docker2 2.0.3" for v in near],
+        )
+    match = _TOOLKIT.match(str(requested or "").strip())
+    if not match:
+        return _refuse(
+            plan,
+            f"toolkit version '{requested}' is not a version such as '1.17.8' (for Docker {docker['version']})",
+            [f"toolkit {toolkit['known_versions'][-1]}"],
+        )
+    version, release = match["ver"], match["rel"] or "1"
+    known = toolkit["known_versions"]
+    if _tuple(version) < _tuple(toolkit["min_version"]):
+        return _refuse(
+            plan,
+            f"NVIDIA Container Toolkit {version} predates nvidia-container-toolkit-base, so its packages "
+            f"cannot be pinned together (Docker {docker['version']}); nearest valid choice: toolkit "
+            f"{toolkit['min_version']} or later (newest known: {known[-1]})",
+            [f"toolkit {toolkit['min_version']}", f"toolkit {known[-1]}"],
+        )
+    if version not in known and _tuple(version) <= _tuple(known[-1]):
+        lower = [v for v in known if _tuple(v) < _tuple(version)]
+        higher = [v for v in known if _tuple(v) > _tuple(version)]
+        near = ([max(lower, key=_tuple)] if lower else []) + ([min(higher, key=_tuple)] if higher else [])
+        return _refuse(
+            plan,
+            f"NVIDIA Container Toolkit {version} is not a release (Docker {docker['version']}); "
+            f"nearest valid choices: {' or '.join(near)}",
+            [f"toolkit {v}" for v in near],
+        )
+    if version not in known:
+        plan["notes"].append(
+            f"toolkit {version} is newer than the matrix ({known[-1]}); pinned as given, not validated"
+        )
+    if os_family == "RedHat":
+        packages = [f"{name}-{version}-{release}" for name in toolkit["packages"]]
+    else:
+        packages = [f"{name}={version}-{release}" for name in toolkit["packages"]]
+    daemon = {}
+    if register_runtime:
+        daemon = {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}}
+    plan.update(
+        {
+            "path": "toolkit",
+            "gpu_mode": "toolkit",
+            "packages": packages,
+            "package_names": list(toolkit["packages"]),
+            "docker_requirement": f"Docker >= {_gpus_min(matrix)}",
+            "repositories": "nvidia-container-toolkit",
+            "daemon_options": daemon,
+        }
+    )
+    return plan
+
+
+def nvidia_runtime_plan(
+    docker_version,
+    matrix,
+    os_family,
+    os_major="",
+    distribution="",
+    flavor="auto",
+    nvidia_docker2_version="",
+    toolkit_version="",
+    register_runtime=False,
+    cuda_version="",
+    driver_version="",
+    driver_cuda_version="",
+):
+    """The plan for one host; see the module docstring."""
+    if not isinstance(matrix, dict) or "legacy" not in matrix:
+        raise AnsibleFilterError("nvidia_runtime_plan: matrix must be _nvidia_runtime_matrix (vars/matrix.yml)")
+    plan = {
+        "ok": True,
+        "error": None,
+        "nearest": [],
+        "notes": [],
+        "path": None,
+        "gpu_mode": "none",
+        "docker": None,
+        "docker_requirement": None,
+        "packages": [],
+        "package_names": [],
+        "repositories": None,
+        "daemon_options": {},
+        "cuda": None,
+    }
+    if os_family not in ("RedHat", "Debian"):
+        return _refuse(
+            plan,
+            f"OS family '{os_family}' is not supported; use a RedHat or Debian family host",
+            ["RedHat family (EL7, EL8, EL9)", "Debian family"],
+        )
+    if flavor not in ("auto", "legacy", "nvidia-docker2", "toolkit"):
+        return _refuse(plan, f"flavor '{flavor}' is unknown", ["auto", "legacy", "nvidia-docker2", "toolkit"])
+    if not docker_version:
+        return _refuse(
+            plan,
+            "the Docker version is unknown: set docker_engine_version (or nvidia_runtime_docker_version) "
+            "or install Docker first",
+            [],
+        )
+    try:
+        docker = parse_docker_version(docker_version, os_family)
+    except ValueError as exc:
+        return _refuse(plan, str(exc), [])
+    plan["docker"] = {k: docker[k] for k in ("raw", "version", "epoch")}
+
+    gpus_flag = docker["tuple"] >= _tuple(matrix["gpus_flag_min_docker"])
+    if flavor == "auto":
+        flavor = (
+            "toolkit"
+            if gpus_flag
+            else ("nvidia-docker2" if nvidia_docker2_version and _tuple(nvidia_docker2_version) >= (2, 1) else "legacy")
+        )
+    if flavor in ("legacy", "nvidia-docker2") and gpus_flag:
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {nvidia_docker2_version or matrix['legacy']['nvidia_docker2_version']} is not "
+            f"used with Docker {docker['version']}: Docker >= {_gpus_min(matrix)} takes GPUs "
+            "through --gpus and the NVIDIA Container Toolkit; nearest valid choices: the toolkit with this "
+            f"Docker, or Docker {' or '.join(_legacy_neighbours(matrix, docker['tuple'], os_family)[-1:])} "
+            "with nvidia-docker2 2.0.3",
+            ["flavor toolkit"],
+        )
+    if flavor in ("legacy", "nvidia-docker2"):
+        allowed, label = _distribution_ok(matrix, os_family, distribution, os_major)
+        if not allowed:
+            dist = f"{distribution or os_family} {os_major}".strip()
+            return _refuse(
+                plan,
+                f"nvidia-docker2 for Docker {docker['version']} was built only for {label}, not {dist}; "
+                f"nearest valid choice on {dist}: Docker >= {_gpus_min(matrix)} with the "
+                "NVIDIA Container Toolkit",
+                [f"Docker >= {_gpus_min(matrix)} + toolkit"],
+            )
+    if flavor == "legacy":
+        _plan_legacy(plan, matrix, docker, os_family, nvidia_docker2_version)
+    elif flavor == "nvidia-docker2":
+        _plan_nvidia_docker2(plan, matrix, docker, os_family, nvidia_docker2_version)
+    else:
+        _plan_toolkit(plan, matrix, docker, os_family, toolkit_version, register_runtime)
+    if not plan["ok"]:
+        return plan
+
+    try:
+        verdict = check_driver(matrix, cuda_version, driver_version, driver_cuda_version or None)
+    except ValueError as exc:
+        return _refuse(plan, str(exc), [])
+    plan["cuda"] = verdict
+    if not verdict["ok"]:
+        return _refuse(plan, verdict["error"], [])
+    return plan
+
+
+def _pin_versions(packages, os_family):
+    """Package strings -> {name: 'version-release'} (RPM 'n-v-r' or Debian 'n=v')."""
+    pins = {}
+    for spec in packages:
+        if os_family == "Debian":
+            name, _, version = spec.partition("=")
+        else:
+            match = re.match(r"^(?P<name>.+?)-(?P<ver>\d[^-]*-[^-]+)$", spec)
+            if not match:
+                raise AnsibleFilterError(f"'{spec}' is not an RPM name-version-release")
+            name, version = match["name"], match["ver"]
+        pins[name] = version
+    return pins
+
+
+def nvidia_runtime_pins_installed(plan, packages, os_family):
+    """True when every package of the plan is installed at its pinned version.
+
+    ``packages`` is ``ansible_facts['packages']`` from package_facts.
+    """
+    if not plan or not plan.get("packages"):
+        return True
+    for name, want in _pin_versions(plan["packages"], os_family).items():
+        found = []
+        for entry in (packages or {}).get(name, []):
+            if os_family == "Debian":
+                found.append(str(entry.get("version")))
+            else:
+                found.append(f"{entry.get('version')}-{entry.get('release')}")
+        if want not in found:
+            return False
+    return True
+
+
+def nvidia_runtime_docker_version(raw, os_family):
+    """'3:18.09.2-3.el7' -> '18.09.2' (raises when the version or its epoch is wrong)."""
+    try:
+        return parse_docker_version(raw, os_family)["version"]
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def nvidia_runtime_driver_max_cuda(driver_version, matrix):
+    return driver_max_cuda(driver_version, matrix)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "nvidia_runtime_plan": nvidia_runtime_plan,
+            "nvidia_runtime_docker_version": nvidia_runtime_docker_version,
+            "nvidia_runtime_driver_max_cuda": nvidia_runtime_driver_max_cuda,
+            "nvidia_runtime_pins_installed": nvidia_runtime_pins_installed,
+        }
