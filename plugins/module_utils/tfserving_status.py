@@ -1,0 +1,228 @@
+# Copyright: the tfserving-ansible authors
+# Apache License 2.0
+"""Wait until the model versions a caller expects are AVAILABLE, the way TF Serving reports them.
+
+Used by tfserving_model_status (its whole job) and tfserving_reload_config (to wait for the
+versions a label is about to point at). Works with either client (``tfserving_rest.RestClient``
+or ``tfserving_grpc.GrpcClient``): both offer ``model_status(name)`` and
+``label_version(name, label)`` and raise ``TFServingError``.
+
+What TF Serving does that this logic accounts for (``../shared/TFSERVING.md``):
+- status answers 200 / OK in every state, so only the listed state counts;
+- unloaded versions stay listed as END with OK: ignored unless they are the version expected;
+- a failed load ends as END with the error in ``status`` and is not retried: fail at once;
+- the status endpoint and GetModelStatus ignore version labels: labels are resolved with a
+  metadata request on the label, which the server answers through its own label map;
+- ports open only after the start-up loads, and a restarting server refuses connections: a
+  server that does not answer is waited for, until the deadline.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.module_utils.tfserving_common import (
+    NOT_FOUND,
+    UNREACHABLE,
+    TFServingError,
+    describe_versions,
+    is_failed,
+    is_retired,
+)
+
+OK, PENDING, FAILED = "ok", "pending", "failed"
+
+# ServerCore resolves a label to a version and then asks for that exact servable; when the version
+# is not AVAILABLE the answer is NOT_FOUND "Servable not found for request: Specific(NAME, VERSION)".
+_SPECIFIC = re.compile(r"Specific\((?P<name>.*), (?P<version>-?\d+)\)")
+
+
+class Expectation:
+    """One entry of the caller's `models` list: a model and which of its versions must be AVAILABLE."""
+
+    def __init__(self, name, version=None, label=None, all_versions=False):
+        self.name = name
+        self.version = version
+        self.label = label
+        self.all_versions = all_versions
+        self.outcome = PENDING
+        self.reason = "not checked yet"
+        self.entries = []  # version_status dicts this expectation covers (satisfied or last seen)
+        self.resolved = None  # the version a label pointed at, last time it resolved
+        self.waited = None
+
+    def describe(self):
+        if self.label is not None and self.version is not None:
+            return f"version {self.version} of model {self.name} through label {self.label}"
+        if self.label is not None:
+            return f"label {self.label} of model {self.name}"
+        if self.version is not None:
+            return f"version {self.version} of model {self.name}"
+        if self.all_versions:
+            return f"every version of model {self.name}"
+        return f"the newest version of model {self.name}"
+
+    def results(self):
+        """Per version: what was seen. One row even when nothing was seen yet."""
+        rows = []
+        for entry in self.entries or [None]:
+            rows.append(
+                {
+                    "name": self.name,
+                    "label": self.label,
+                    "requested_version": self.version,
+                    "version": entry["version"] if entry else self.resolved,
+                    "state": entry["state"] if entry else None,
+                    "error_code": entry["error_code"] if entry else None,
+                    "error_message": entry["error_message"] if entry else None,
+                    "available": bool(entry and entry["state"] == "AVAILABLE" and self.outcome == OK),
+                    "waited": self.waited,
+                    "reason": None if self.outcome == OK else self.reason,
+                }
+            )
+        return rows
+
+
+def resolve_label(client, expectation):
+    """(version or None, reason when None). A label the server does not know yet is not an error."""
+    try:
+        return client.label_version(expectation.name, expectation.label), None
+    except TFServingError as err:
+        if err.kind == NOT_FOUND and err.server_message:
+            match = _SPECIFIC.search(err.server_message)
+            if match and match.group("name") == expectation.name:
+                # The label exists and points at a version that is not serving (yet).
+                return int(match.group("version")), None
+        if err.kind in (UNREACHABLE, NOT_FOUND) or err.code in (400, "INVALID_ARGUMENT"):
+            said = err.server_message or err.message
+            return None, f"label {expectation.label} of model {expectation.name} does not resolve: {said}"
+        raise
+
+
+def evaluate(expectation, statuses, label_version=None, label_reason=None):
+    """Decide OK / PENDING / FAILED for one expectation from the server's version list."""
+    exp = expectation
+    target = exp.version
+    listing = f"the server lists {describe_versions(statuses)}"
+    if exp.label is not None:
+        if label_version is None:
+            return PENDING, label_reason, []
+        exp.resolved = label_version
+        if exp.version is not None and label_version != exp.version:
+            entry = _find(statuses, label_version)
+            reason = f"label {exp.label} of model {exp.name} points at {label_version}, not {exp.version}"
+            return PENDING, reason, [entry] if entry else []
+        target = label_version
+    if exp.all_versions:
+        failed = [s for s in statuses if is_failed(s)]
+        if failed:
+            return FAILED, _failed_text(exp.name, failed[0]), failed
+        live = [s for s in statuses if s["state"] != "END"]
+        if not live:
+            return PENDING, f"no version of model {exp.name} is loading or available; {listing}", []
+        waiting = [s for s in live if s["state"] != "AVAILABLE"]
+        if waiting:
+            return PENDING, f"model {exp.name}: {describe_versions(waiting)}", live
+        return OK, None, live
+    if target is None:
+        candidates = [s for s in statuses if not is_retired(s)]
+        if not candidates:
+            return PENDING, f"no version of model {exp.name} is loading or available; {listing}", []
+        target = max(s["version"] for s in candidates)
+    entry = _find(statuses, target)
+    if entry is None:
+        reason = (
+            f"version {target} of model {exp.name} is not known to the server ({listing}); check that "
+            f"base_path holds a directory named {target} and that the version policy includes it"
+        )
+        return PENDING, reason, []
+    if entry["state"] == "AVAILABLE":
+        return OK, None, [entry]
+    if is_failed(entry):
+        return FAILED, _failed_text(exp.name, entry), [entry]
+    if is_retired(entry):
+        reason = (
+            f"version {target} of model {exp.name} is END (unloaded, not served): the version policy or "
+            f"the model list no longer includes it; {listing}"
+        )
+        return PENDING, reason, [entry]
+    return PENDING, f"version {target} of model {exp.name} is {entry['state']}", [entry]
+
+
+def _find(statuses, version):
+    for status in statuses:
+        if status["version"] == version:
+            return status
+    return None
+
+
+def _failed_text(name, entry):
+    return (
+        f"version {entry['version']} of model {name} failed to load: state END, "
+        f"{entry['error_code']}: {entry['error_message']}"
+    )
+
+
+def check_round(client, expectations, elapsed):
+    """One round of requests: one status request per model name, plus one metadata request per label.
+
+    Every expectation is evaluated again each round, so success means all of them held in the same
+    round (a version that was AVAILABLE and got unloaded since does not count). Returns the
+    statuses seen, by model name.
+    """
+    statuses, errors = {}, {}
+    for exp in expectations:
+        if exp.name in statuses or exp.name in errors:
+            continue
+        try:
+            statuses[exp.name] = client.model_status(exp.name)
+        except TFServingError as err:
+            errors[exp.name] = err
+    for exp in expectations:
+        outcome, reason, entries = _judge(client, exp, statuses, errors.get(exp.name))
+        exp.outcome, exp.reason = outcome, reason
+        if entries or outcome != PENDING:
+            exp.entries = entries
+        if outcome != OK:
+            exp.waited = None
+        elif exp.waited is None:
+            exp.waited = round(elapsed(), 3)
+    return statuses
+
+
+def _judge(client, exp, statuses, err):
+    if err is not None:
+        if err.kind == UNREACHABLE:
+            return PENDING, f"the server does not answer: {err.message}", []
+        if err.kind == NOT_FOUND:
+            return FAILED, (
+                f"model {exp.name} is unknown to the server, which answered: "
+                f"{err.server_message or err.message}. Expected it in the server's model config; "
+                "check the model name and models.config"
+            ), []
+        return FAILED, err.message, []
+    label_version = label_reason = None
+    if exp.label is not None:
+        try:
+            label_version, label_reason = resolve_label(client, exp)
+        except TFServingError as label_err:
+            return FAILED, label_err.message, []
+    return evaluate(exp, statuses[exp.name], label_version, label_reason)
+
+
+def wait_for(client, expectations, backoff):
+    """Poll until every expectation is OK in the same round, one FAILS, or the deadline passes.
+
+    Returns (outcome, statuses by model name) with outcome OK, FAILED or PENDING (timed out).
+    """
+    seen = {}
+    while True:
+        client.timeout = max(0.5, min(client.request_timeout, backoff.remaining() or 0.5))
+        backoff.rounds += 1
+        seen.update(check_round(client, expectations, backoff.elapsed))
+        if any(e.outcome == FAILED for e in expectations):
+            return FAILED, seen
+        if all(e.outcome == OK for e in expectations):
+            return OK, seen
+        if not backoff.wait():
+            return PENDING, seen

@@ -1,0 +1,614 @@
+#!/usr/bin/python
+# Copyright: the tfserving-ansible authors
+# Apache License 2.0
+
+DOCUMENTATION = r"""
+---
+module: tfserving_reload_config
+short_description: Give a running TensorFlow Serving server a new model configuration, only when it differs
+description:
+  - Builds the wanted C(ModelServerConfig) from structured O(models), from models.config text
+    (O(config_text) or O(config_file)), or from both, and validates it the way TF Serving would
+    before anything is sent (duplicate names, relative base paths, empty or unknown platform,
+    labels on versions a C(specific) policy does not load, an empty model list).
+  - Compares it with what the server serves, asking C(GetModelStatus) per model and resolving
+    each wanted label with C(GetModelMetadata) on the label. A model that is not served, served
+    versions that do not fit the version policy, a label that points elsewhere, and a model in
+    O(absent_models) that is still served are differences.
+  - Sends C(ModelService/HandleReloadConfigRequest) over gRPC only when something differs (or
+    O(force)), with a deadline; TF Serving answers only once newly added models are loaded and
+    never answers when a base path does not exist.
+  - TF Serving refuses a label on a version that is not AVAILABLE yet. When a wanted label points
+    at such a version, the module reloads in the two steps TF Serving documents. First the new
+    config with the label left where it is now (or left out), then, once that version is
+    AVAILABLE, the full config.
+  - Reports C(changed) only when it sent a reload. In check mode it reports the differences and
+    sends nothing.
+  - Needs C(grpcio) and C(protobuf) on the host it runs on, never TensorFlow.
+version_added: "0.1.0"
+author:
+  - tfserving-ansible authors
+options:
+  host:
+    description: Address of the TF Serving server, as seen from the host the module runs on.
+    type: str
+    default: 127.0.0.1
+  grpc_port:
+    description: TF Serving's gRPC port (C(--port)).
+    type: int
+    default: 8500
+  grpc_tls:
+    description: Use TLS on the gRPC port (TF Serving's C(--ssl_config_file)).
+    type: bool
+    default: false
+  ca_path:
+    description: PEM file of the CA that signed the server certificate, with O(grpc_tls).
+    type: path
+  use_proxy:
+    description: Honour C(grpc_proxy)/C(https_proxy) from the environment.
+    type: bool
+    default: true
+  models:
+    description: Wanted models, in the order they go into the config (after those of the text).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Model name.
+        type: str
+        required: true
+      base_path:
+        description: Absolute path (as the server sees it) or URI of the directory of numbered versions.
+        type: str
+        required: true
+      model_platform:
+        description: TF Serving's platform name.
+        type: str
+        default: tensorflow
+      version_policy:
+        description: Which versions the server loads.
+        type: str
+        choices: [latest, all, specific]
+        default: latest
+      num_versions:
+        description: With V(latest), how many of the newest versions (TF Serving's default is 1).
+        type: int
+      versions:
+        description: With V(specific), the versions to load.
+        type: list
+        elements: int
+      version_labels:
+        description: Labels and the versions they point at, for example C({stable = 123}).
+        type: dict
+  config_text:
+    description: Wanted config as models.config text (protobuf text format of C(ModelServerConfig)).
+    type: str
+  config_file:
+    description: Path of a models.config file on the host the module runs on, read as O(config_text).
+    type: path
+  absent_models:
+    description:
+      - Models that must not be served. TF Serving cannot list the models it serves, so a model
+        that was removed from the wanted config is only noticed when it is named here.
+      - The reload itself always unloads every model missing from the wanted config.
+    type: list
+    elements: str
+    default: []
+  force:
+    description:
+      - Send the reload even when no difference is seen (base path changes are invisible through
+        TF Serving's API).
+    type: bool
+    default: false
+  timeout:
+    description:
+      - Seconds the whole operation may take, reloads and waits included. Every reload gets the time
+        left as its deadline.
+    type: float
+    default: 120
+  request_timeout:
+    description: Seconds a status or metadata request may take.
+    type: float
+    default: 10
+  delay:
+    description: Seconds between status checks while waiting for a version before moving a label.
+    type: float
+    default: 1
+  backoff:
+    description: Each further delay is the previous one times this factor.
+    type: float
+    default: 1.5
+  max_delay:
+    description: Upper bound of the delay between status checks.
+    type: float
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    description: Compares and reports what would change; sends no reload.
+  diff_mode:
+    support: full
+    description: Shows what the server serves and what the wanted config asks for.
+requirements:
+  - grpcio
+  - protobuf
+notes:
+  - Differences TF Serving's API cannot show are base path, platform and logging changes of a model
+    that is already served; use O(force) for those.
+  - After a reload, new versions of models that were already served load in the background; wait
+    for them with M(tfserving_model_status).
+seealso:
+  - module: tfserving_model_status
+"""
+
+EXAMPLES = r"""
+- name: The server serves both models, stable on 123 and canary on 124
+  tfserving_reload_config:
+    grpc_port: 8500
+    models:
+      - name: half_plus_two
+        base_path: /models/half_plus_two
+        version_policy: specific
+        versions: [123, 124]
+        version_labels: {stable: 123, canary: 124}
+      - name: resnet
+        base_path: /models/resnet
+    absent_models: [old_model]
+    timeout: 300
+
+- name: The server serves what the rendered models.config says
+  tfserving_reload_config:
+    config_file: /srv/tfserving/main/models.config
+    grpc_port: 8500
+"""
+
+RETURN = r"""
+differences:
+  description: What differed between the server and the wanted config.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    model:
+      description: Model name.
+      type: str
+    change:
+      description: C(add), C(versions), C(labels) or C(remove).
+      type: str
+    detail:
+      description: What the server serves and what is wanted.
+      type: str
+  sample: [{model: half_plus_two_tf2, change: add, detail: "not served; wanted from /models/tf2"}]
+reloads:
+  description: Reload requests sent (0, 1, or 2 when a label had to wait for its version).
+  returned: always
+  type: int
+config_text:
+  description: The wanted config in protobuf text format.
+  returned: always
+  type: str
+staged_config_text:
+  description: The first of two reloads, with labels left where they were.
+  returned: when a label had to wait for its version
+  type: str
+observed:
+  description: Per model, the versions being loaded or served and the labels seen, before reloading.
+  returned: when the server was asked
+  type: dict
+  sample: {half_plus_two: {serving: [123], labels: {stable: 123}}}
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.tfserving_common import (
+    NOT_FOUND,
+    Backoff,
+    TFServingError,
+    describe_versions,
+)
+from ansible.module_utils.tfserving_grpc import (
+    GRPC_IMPORT_ERROR,
+    HAS_GRPC,
+    HAS_PROTOBUF,
+    PROTOBUF_IMPORT_ERROR,
+)
+from ansible.module_utils.tfserving_status import OK, Expectation, resolve_label, wait_for
+
+SERVING_STATES = ("START", "LOADING", "AVAILABLE")
+PLATFORMS = ("tensorflow",)
+
+
+# -- the wanted config --------------------------------------------------------------------------------
+def build_config(params, msgs, parse_config_text):
+    """The wanted ModelServerConfig; raise ValueError with what is wrong."""
+    config = msgs.ModelServerConfig()
+    entries = config.model_config_list.config
+    text = params["config_text"]
+    source = "config_text"
+    if params["config_file"]:
+        source = params["config_file"]
+        try:
+            with open(params["config_file"], encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as err:
+            raise ValueError(f"config_file {params['config_file']} cannot be read: {err.strerror}") from None
+    if text is not None:
+        try:
+            parsed = parse_config_text(text)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+        if parsed.WhichOneof("config") == "custom_model_config":
+            raise ValueError(
+                f"{source} holds a custom_model_config; TF Serving reloads only a model_config_list. "
+                "Write the models as model_config_list { config { ... } }."
+            )
+        entries.extend(parsed.model_config_list.config)
+    for model in params["models"] or []:
+        entry = entries.add(name=model["name"], base_path=model["base_path"],
+                            model_platform=model["model_platform"])
+        policy = model["version_policy"]
+        if policy == "latest":
+            if model["num_versions"] is not None:
+                entry.model_version_policy.latest.num_versions = model["num_versions"]
+        elif policy == "all":
+            entry.model_version_policy.all.SetInParent()
+        else:
+            entry.model_version_policy.specific.versions.extend(model["versions"] or [])
+        for label, version in sorted((model["version_labels"] or {}).items()):
+            try:
+                if isinstance(version, bool):
+                    raise ValueError(version)
+                entry.version_labels[str(label)] = int(str(version))
+            except ValueError:
+                raise ValueError(f"label {label} of model {model['name']} must map to a version number, "
+                                 f"got {version!r}") from None
+    return config
+
+
+def policy_of(entry):
+    """('latest', n) | ('all',) | ('specific', [versions]) for one ModelConfig."""
+    which = entry.model_version_policy.WhichOneof("policy_choice")
+    if which == "all":
+        return ("all",)
+    if which == "specific":
+        return ("specific", sorted(entry.model_version_policy.specific.versions))
+    num = entry.model_version_policy.latest.num_versions if which == "latest" else 0
+    return ("latest", max(1, num))  # TF Serving: 0 counts as 1
+
+
+def describe_policy(policy):
+    if policy[0] == "latest":
+        return f"the latest {policy[1]}" if policy[1] > 1 else "the latest version"
+    if policy[0] == "all":
+        return "all versions"
+    return "specific " + str(policy[1])
+
+
+def validate_config(config, structured):
+    """What TF Serving would reject, and what it would accept but regret, before anything is sent."""
+    problems = []
+    entries = config.model_config_list.config
+    if not entries:
+        problems.append("the wanted config lists no model; TF Serving would unload every model. List the "
+                        "models to keep (an empty server is not a config this module sends)")
+    seen = set()
+    for entry in entries:
+        name = entry.name
+        if not name:
+            problems.append("a model has an empty name")
+        elif name in seen:
+            problems.append(f"Illegal to list model {name} multiple times in config list (TF Serving's rule)")
+        seen.add(name)
+        if not entry.base_path:
+            problems.append(f"model {name} has no base_path")
+        elif not entry.base_path.startswith("/") and "://" not in entry.base_path:
+            problems.append(f"Expected model {name} to have an absolute path or URI; got base_path()="
+                            f"{entry.base_path}")
+        if not entry.model_platform:
+            problems.append(f"model {name} has an empty model_platform; set it to \"tensorflow\"")
+        elif entry.model_platform not in PLATFORMS:
+            problems.append(f"model {name} has model_platform \"{entry.model_platform}\"; TF Serving knows "
+                            "only \"tensorflow\"")
+        policy = policy_of(entry)
+        if policy[0] == "specific":
+            if not policy[1]:
+                problems.append(f"model {name} has a specific version policy without versions")
+            if any(v < 0 for v in policy[1]):
+                problems.append(f"model {name} lists negative versions {policy[1]}")
+        for label, version in sorted(entry.version_labels.items()):
+            if version < 0:
+                problems.append(f"label {label} of model {name} points at negative version {version}")
+            elif policy[0] == "specific" and version not in policy[1]:
+                problems.append(
+                    f"label {label} of model {name} points at version {version}, which its specific policy "
+                    f"{policy[1]} does not load; TF Serving refuses labels on versions that are not available"
+                )
+    for model in structured or []:
+        if model["version_policy"] != "latest" and model["num_versions"] is not None:
+            problems.append(f"model {model['name']}: num_versions goes with version_policy latest")
+        if model["version_policy"] != "specific" and model["versions"]:
+            problems.append(f"model {model['name']}: versions go with version_policy specific")
+        if model["num_versions"] is not None and model["num_versions"] < 0:
+            problems.append(f"model {model['name']}: num_versions must be >= 0")
+    return problems
+
+
+# -- what the server serves ----------------------------------------------------------------------------
+def observe(client, config, absent):
+    """Per model name: {'statuses': [...] or None when unknown, 'labels': {label: version or None}}."""
+    observed = {}
+    wanted = {entry.name: entry for entry in config.model_config_list.config}
+    for name in list(wanted) + [n for n in absent if n not in wanted]:
+        try:
+            statuses = client.model_status(name)
+        except TFServingError as err:
+            if err.kind != NOT_FOUND:
+                raise
+            statuses = None
+        labels = {}
+        entry = wanted.get(name)
+        if entry is not None and statuses is not None:
+            for label in sorted(entry.version_labels):
+                version, _ = resolve_label(client, Expectation(name, label=label))
+                labels[label] = version
+        observed[name] = {"statuses": statuses, "labels": labels}
+    return observed
+
+
+def serving(statuses):
+    return sorted(s["version"] for s in statuses or [] if s["state"] in SERVING_STATES)
+
+
+def available(statuses):
+    return {s["version"] for s in statuses or [] if s["state"] == "AVAILABLE"}
+
+
+def differences(config, observed, absent):
+    found = []
+    for entry in config.model_config_list.config:
+        seen = observed[entry.name]
+        live = serving(seen["statuses"])
+        policy = policy_of(entry)
+        if not live:
+            listed = describe_versions(seen["statuses"]) if seen["statuses"] is not None else "unknown model"
+            found.append({"model": entry.name, "change": "add",
+                          "detail": f"not served ({listed}); wanted from {entry.base_path}"})
+            continue
+        wrong_specific = policy[0] == "specific" and live != policy[1]
+        if wrong_specific or (policy[0] == "latest" and len(live) > policy[1]):
+            found.append({"model": entry.name, "change": "versions",
+                          "detail": f"serves {live}, wants {describe_policy(policy)}"})
+        for label, version in sorted(entry.version_labels.items()):
+            current = seen["labels"].get(label)
+            if current != version:
+                where = "nothing" if current is None else f"version {current}"
+                found.append({"model": entry.name, "change": "labels",
+                              "detail": f"label {label} points at {where}, wants version {version}"})
+    wanted = {entry.name for entry in config.model_config_list.config}
+    for name in absent:
+        if name in wanted:
+            continue
+        live = serving(observed[name]["statuses"])
+        if live:
+            found.append({"model": name, "change": "remove", "detail": f"serves {live}, wanted absent"})
+    return found
+
+
+def staged_config(config, observed):
+    """The first of two reloads when a wanted label points at a version that is not AVAILABLE now:
+    such labels stay where they point today (when that version is AVAILABLE) or are left out.
+    Returns (config or None when one reload is enough, {model: {label: version}} to wait for)."""
+    staged = copy.deepcopy(config)
+    waits = {}
+    for entry in staged.model_config_list.config:
+        seen = observed.get(entry.name, {"statuses": None, "labels": {}})
+        ready = available(seen["statuses"])
+        for label, version in sorted(entry.version_labels.items()):
+            if version in ready:
+                continue
+            waits.setdefault(entry.name, {})[label] = version
+            current = seen["labels"].get(label)
+            if current is not None and current in ready:
+                entry.version_labels[label] = current
+            else:
+                del entry.version_labels[label]
+    return (staged if waits else None), waits
+
+
+def summary_before(observed):
+    lines = []
+    for name in sorted(observed):
+        seen = observed[name]
+        if seen["statuses"] is None:
+            lines.append(f"{name}: not known to the server")
+            continue
+        lines.append(f"{name}:")
+        lines.append(f"  serving: {serving(seen['statuses'])}")
+        if seen["labels"]:
+            pairs = sorted(seen["labels"].items())
+            labels = ", ".join(f"{k}: {'none' if v is None else v}" for k, v in pairs)
+            lines.append(f"  labels: {{{labels}}}")
+    return "\n".join(lines) + "\n"
+
+
+def summary_after(config, absent):
+    lines = []
+    wanted = {entry.name: entry for entry in config.model_config_list.config}
+    for name in sorted(set(wanted) | set(absent)):
+        entry = wanted.get(name)
+        if entry is None:
+            lines.append(f"{name}: not known to the server")
+            continue
+        lines.append(f"{name}:")
+        lines.append(f"  serving: {describe_policy(policy_of(entry))}")
+        if entry.version_labels:
+            labels = ", ".join(f"{k}: {v}" for k, v in sorted(entry.version_labels.items()))
+            lines.append(f"  labels: {{{labels}}}")
+    return "\n".join(lines) + "\n"
+
+
+# -- the module -------------------------------------------------------------------------------------------
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type="str", default="127.0.0.1"),
+            grpc_port=dict(type="int", default=8500),
+            grpc_tls=dict(type="bool", default=False),
+            ca_path=dict(type="path"),
+            use_proxy=dict(type="bool", default=True),
+            models=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    name=dict(type="str", required=True),
+                    base_path=dict(type="str", required=True),
+                    model_platform=dict(type="str", default="tensorflow"),
+                    version_policy=dict(type="str", choices=["latest", "all", "specific"], default="latest"),
+                    num_versions=dict(type="int"),
+                    versions=dict(type="list", elements="int"),
+                    version_labels=dict(type="dict"),
+                ),
+            ),
+            config_text=dict(type="str"),
+            config_file=dict(type="path"),
+            absent_models=dict(type="list", elements="str", default=[]),
+            force=dict(type="bool", default=False),
+            timeout=dict(type="float", default=120),
+            request_timeout=dict(type="float", default=10),
+            delay=dict(type="float", default=1),
+            backoff=dict(type="float", default=1.5),
+            max_delay=dict(type="float", default=10),
+        ),
+        required_one_of=[("models", "config_text", "config_file")],
+        mutually_exclusive=[("config_text", "config_file")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not HAS_GRPC:
+        module.fail_json(msg=missing_required_lib("grpcio", reason="to send a config reload over gRPC"),
+                         exception=GRPC_IMPORT_ERROR)
+    if not HAS_PROTOBUF:
+        module.fail_json(msg=missing_required_lib("protobuf", reason="to build the ModelServerConfig"),
+                         exception=PROTOBUF_IMPORT_ERROR)
+    from ansible.module_utils.tfserving_grpc import GrpcClient, config_to_text, messages, parse_config_text
+
+    option_problems = [f"{key} must be > 0, got {p[key]}"
+                       for key in ("timeout", "request_timeout", "delay", "max_delay") if p[key] <= 0]
+    if p["backoff"] < 1:
+        option_problems.append(f"backoff must be >= 1, got {p['backoff']}")
+    if not 0 < p["grpc_port"] < 65536:
+        option_problems.append(f"grpc_port must be a TCP port (1-65535), got {p['grpc_port']}")
+    if option_problems:
+        module.fail_json(msg="Invalid options: " + "; ".join(option_problems) + ". Fix them in the task.")
+
+    msgs = messages()
+    try:
+        config = build_config(p, msgs, parse_config_text)
+    except ValueError as err:
+        module.fail_json(msg=f"The wanted config cannot be built: {err}. Nothing was sent to the server.")
+    problems = validate_config(config, p["models"])
+    result = dict(changed=False, differences=[], reloads=0, config_text=config_to_text(config))
+    if problems:
+        result["msg"] = (
+            "The wanted config would be rejected or would harm the server: " + "; ".join(problems)
+            + ". Nothing was sent to the server; fix the models or the config text."
+        )
+        module.fail_json(**result)
+
+    absent = [name for name in p["absent_models"] if name]
+    backoff = Backoff(p["timeout"], delay=p["delay"], factor=p["backoff"], max_delay=p["max_delay"])
+    client = GrpcClient(p["host"], p["grpc_port"], timeout=p["request_timeout"], tls=p["grpc_tls"],
+                        ca_path=p["ca_path"], use_proxy=p["use_proxy"])
+    try:
+        run(module, client, config, absent, backoff, result, config_to_text)
+    finally:
+        client.close()
+
+
+def run(module, client, config, absent, backoff, result, config_to_text):
+    p = module.params
+    try:
+        observed = observe(client, config, absent)
+    except TFServingError as err:
+        result["msg"] = (f"Could not read what the server serves: {err.message}. Expected TF Serving's gRPC "
+                         f"port (--port) at {client.target}; nothing was sent.")
+        module.fail_json(**result)
+    result["observed"] = {
+        name: {"serving": serving(seen["statuses"]), "labels": seen["labels"],
+               "known": seen["statuses"] is not None}
+        for name, seen in observed.items()
+    }
+    diffs = differences(config, observed, absent)
+    result["differences"] = diffs
+    if module._diff:
+        result["diff"] = {"before": summary_before(observed), "after": summary_after(config, absent)}
+    if not diffs and not p["force"]:
+        result["msg"] = "The server already serves the wanted config; no reload sent."
+        module.exit_json(**result)
+
+    staged, waits = staged_config(config, observed)
+    if staged is not None:
+        result["staged_config_text"] = config_to_text(staged)
+    changes = "; ".join(f"{d['model']}: {d['detail']}" for d in diffs) or "none seen, forced"
+    if module.check_mode:
+        result["changed"] = True
+        result["msg"] = f"Would reload ({2 if staged is not None else 1} request(s)): {changes}"
+        module.exit_json(**result)
+
+    if staged is not None:
+        send(module, client, staged, backoff, result, "the first of two reloads (labels not moved yet)")
+        expectations = [Expectation(name, version=version)
+                        for name, labels in sorted(waits.items()) for version in sorted(set(labels.values()))]
+        client.request_timeout = client.timeout
+        outcome, _ = wait_for(client, expectations, backoff)
+        if outcome != OK:
+            pending = [e for e in expectations if e.outcome != OK]
+            moves = ", ".join(f"{label} of {name} -> {version}" for name, labels in sorted(waits.items())
+                              for label, version in sorted(labels.items()))
+            result["msg"] = (
+                f"The first reload was applied, but the labels ({moves}) were not moved: "
+                + "; ".join(e.reason or "" for e in pending)
+                + ". TF Serving refuses a label on a version that is not AVAILABLE; the server keeps the "
+                "first config, with the labels where they were. Fix the version, then run again."
+            )
+            module.fail_json(**result)
+    send(module, client, config, backoff, result, "the reload")
+    result["changed"] = True
+    result["msg"] = f"Reloaded with {result['reloads']} request(s): {changes}"
+    module.exit_json(**result)
+
+
+def send(module, client, config, backoff, result, what):
+    deadline = backoff.remaining()
+    if deadline <= 0:
+        result["msg"] = (f"No time left for {what} within timeout={module.params['timeout']}s; "
+                         "raise timeout.")
+        module.fail_json(**result)
+    try:
+        client.reload_config(config, timeout=deadline)
+    except TFServingError as err:
+        result["changed"] = result["reloads"] > 0
+        if err.code == "DEADLINE_EXCEEDED":
+            paths = ", ".join(sorted({e.base_path for e in config.model_config_list.config}))
+            result["msg"] = (
+                f"The server did not finish {what} within {deadline:.1f}s. TF Serving answers only once "
+                "newly added models are loaded, and never when a base_path does not exist (then every later "
+                "reload hangs too, until the server restarts). Check these paths exist inside the server: "
+                f"{paths}; or raise timeout for big models."
+            )
+        elif err.kind == "unreachable":
+            result["msg"] = f"The server did not take {what}: {err.message}. This request changed nothing."
+        else:
+            result["msg"] = (
+                f"The server rejected {what}: {err.server_message or err.message}. TF Serving checks names, "
+                "paths and platforms before it applies a config, so such a rejection leaves the previous "
+                "config in place; fix the wanted config and run again."
+            )
+        module.fail_json(**result)
+    result["reloads"] += 1
+    result["changed"] = True
+
+
+if __name__ == "__main__":
+    main()
