@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 
@@ -202,6 +203,9 @@ def _key(instance, model):
 
 
 def _port(value):
+    """A port number from an int or a string of digits (inventories in INI give strings), else None."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
     return value if _is_int(value) and 1 <= value <= 65535 else None
 
 
@@ -605,7 +609,7 @@ def _validate_instance(errors, index, inst, listings, cfg):
         errors.add(f"expected a port number 1-65535, got {grpc!r}", shown, None, "grpc_port")
     if _port(rest) is None:
         errors.add(f"expected a port number 1-65535, got {rest!r}", shown, None, "rest_port")
-    if _port(grpc) is not None and grpc == rest:
+    if _port(grpc) is not None and _port(grpc) == _port(rest):
         errors.add(f"REST and gRPC ports are both {rest} (TF Serving then skips REST)", shown, None, "rest_port")
     bind = inst.get("bind_address", cfg["bind_address"])
     if _bind(bind) is None:
@@ -824,15 +828,27 @@ def _model_plan(iname, model, listings, cfg, model_dir):
         "base_path": model["base_path"] if kind == "remote" else "{}/{}".format(cfg["container_model_path"], mname),
         "publish": [],
         "retire": [],
-        "stale_temp": sorted(n for n in host_listing.get("other") or [] if n.startswith(TEMP_PREFIX)),
+        "stale_temp": sorted(
+            f"{model_dir}/{mname}/{n}" for n in host_listing.get("other") or [] if n.startswith(TEMP_PREFIX)
+        ),
     }
     if kind == "source" and source_versions is not None:
+        # Where a new version waits, hidden, before its rename into place.
+        if plan["source_kind"] == "archive":
+            prefix = plan["source_prefix"]
+            staging = "{}/{}archive/{}".format(plan["host_dir"], TEMP_PREFIX, prefix + "/" if prefix else "")
+        else:
+            staging = "{}/{}".format(plan["host_dir"], TEMP_PREFIX)
         plan["publish"] = [
-            {"name": name, "version": number}
+            {"name": name, "version": number, "staged": staging + name}
             for number, name in sorted(source_versions.items())
             if number not in host_versions
         ]
-        plan["retire"] = sorted(name for number, name in host_versions.items() if number not in source_versions)
+        plan["retire"] = [
+            {"name": name, "version": number}
+            for number, name in sorted(host_versions.items())
+            if number not in source_versions
+        ]
         on_disk = set(source_versions)
     elif kind == "host":
         on_disk = set(host_versions)
@@ -951,12 +967,17 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
         check = bind
         if address.is_unspecified:
             check = "::1" if address.version == 6 else "127.0.0.1"
+        rest_port = _port(inst.get("rest_port", 8501))
         item.update(
             {
-                "grpc_port": inst.get("grpc_port", 8500),
-                "rest_port": inst.get("rest_port", 8501),
+                "grpc_port": _port(inst.get("grpc_port", 8500)),
+                "rest_port": rest_port,
+                "model_config_poll_wait_seconds": inst.get(
+                    "model_config_poll_wait_seconds", cfg["model_config_poll_wait_seconds"]
+                ),
                 "bind_address": bind,
                 "check_address": check,
+                "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
                 "models": sorted(
                     (_model_plan(iname, m, listings, cfg, item["model_dir"]) for m in inst["models"]),
                     key=lambda m: m["name"],
@@ -973,7 +994,9 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
         )
         names = {m["name"] for m in item["models"]}
         item["retire_models"] = sorted(n for n in host_dirs.get(iname, []) if n not in names and not n.startswith("."))
-        item["stale_temp"] = sorted(n for n in host_dirs.get(iname, []) if n.startswith(TEMP_PREFIX))
+        item["stale_temp"] = sorted(
+            "{}/{}".format(item["model_dir"], n) for n in host_dirs.get(iname, []) if n.startswith(TEMP_PREFIX)
+        )
         args = [
             f"--model_config_file={inside}/models.config",
             "--model_config_file_poll_wait_seconds={}".format(
@@ -1116,6 +1139,215 @@ def config_labels(text):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# glue for the role's tasks: registered loop results in, loop lists out
+
+
+def collect_listings(source_results=None, host_results=None):
+    """{"instance/model": {"source": result, "host": result}} from two registered loops over model refs."""
+    out = {}
+    for where, results in (("source", source_results), ("host", host_results)):
+        for result in (results or {}).get("results", []) if isinstance(results, dict) else results or []:
+            if result.get("skipped") or "item" not in result:
+                continue
+            listing = {k: v for k, v in result.items() if k not in ("item", "invocation", "ansible_loop_var")}
+            out.setdefault(result["item"]["key"], {})[where] = listing
+    return out
+
+
+def collect_dirs(results=None):
+    """{instance: [entry names]} from a registered loop over instance directories (items are
+    instance names), run with tfserving_model_versions (versions + other) or find (files)."""
+    out = {}
+    results = (results or {}).get("results", []) if isinstance(results, dict) else results or []
+    for result in results:
+        if result.get("skipped") or "item" not in result:
+            continue
+        name = result["item"]["name"] if isinstance(result["item"], dict) else result["item"]
+        names = [f["path"].rstrip("/").rsplit("/", 1)[-1] for f in result.get("files") or []]
+        names += [v["name"] for v in result.get("versions") or []] + list(result.get("other") or [])
+        out[name] = sorted(set(names))
+    return out
+
+
+def expectations(instance):
+    """The models list of tfserving_model_status for one planned instance: every served version,
+    and every label at the version it must point at."""
+    out = []
+    for model in instance.get("models", []):
+        if model["serve_any"]:
+            out.append({"name": model["name"]})
+        out += [{"name": model["name"], "version": v} for v in model["serve"]]
+        out += [{"name": model["name"], "label": k, "version": v} for k, v in sorted(model["labels"].items())]
+    return out
+
+
+def label_steps(plan_, current=None, running=None, allow_new=True):
+    """Instances whose label moves need two config writes, as TF Serving requires.
+
+    TF Serving refuses to move an existing label to a version that is not AVAILABLE yet. When a label
+    moves on a running server, the role first writes a config that serves the new version and keeps
+    the labels where they are (plus the versions they point at), waits for the new versions, then
+    writes the final config. ``current`` maps instance -> the models.config text on the host,
+    ``running`` lists the instances whose container runs. Without
+    --allow_version_labels_for_unavailable_models (``allow_new`` false) new labels wait for the
+    second step too. Returns [{name, instance, wait}] where ``instance`` is the first-step plan to
+    render and ``wait`` the versions to see AVAILABLE before the second step.
+    """
+    out = []
+    current = current or {}
+    running = set(running or [])
+    for inst in plan_ or []:
+        if inst.get("state") != "present" or inst["name"] not in running:
+            continue
+        old = config_labels(current.get(inst["name"]))
+        staged = copy.deepcopy(inst)
+        wait = []
+        moved = False
+        for model in staged["models"]:
+            before = old.get(model["name"], {})
+            for label, version in sorted(model["labels"].items()):
+                if label in before and before[label] != version:
+                    moved = True
+                    model["labels"][label] = before[label]
+                    wait.append({"name": model["name"], "version": version})
+                    if model["policy"] == "specific":
+                        model["versions"] = sorted(set(model["versions"]) | {before[label], version})
+                elif label not in before and not allow_new:
+                    moved = True
+                    del model["labels"][label]
+                    wait.append({"name": model["name"], "version": version})
+        if moved:
+            unique = []
+            for entry in wait:
+                if entry not in unique:
+                    unique.append(entry)
+            out.append({"name": inst["name"], "instance": staged, "wait": unique})
+    return out
+
+
+def cleanup_items(plan_):
+    """What the cleanup step removes, each with what to wait for first.
+
+    models: directories of models no longer in an instance's inventory (wait: the server unloaded it);
+    versions: version directories no longer in a model's source (wait only with policy specific,
+    whose config names versions; with latest/all the directory going away is what unloads it).
+    ``poll`` is the instance's config poll interval, the longest a server takes to notice.
+    """
+    models, versions = [], []
+    for inst in plan_ or []:
+        if inst.get("state") != "present":
+            continue
+        for name in inst.get("retire_models", []):
+            models.append(
+                {
+                    "instance": inst["name"],
+                    "model": name,
+                    "path": "{}/{}".format(inst["model_dir"], name),
+                    "url": "{}/v1/models/{}".format(inst["rest_url"], name),
+                    "poll": inst["model_config_poll_wait_seconds"],
+                }
+            )
+        for model in inst["models"]:
+            for version in model["retire"]:
+                versions.append(
+                    {
+                        "instance": inst["name"],
+                        "model": model["name"],
+                        "name": version["name"],
+                        "version": version["version"],
+                        "path": "{}/{}".format(model["host_dir"], version["name"]),
+                        "url": "{}/v1/models/{}".format(inst["rest_url"], model["name"]),
+                        "wait": model["policy"] == "specific",
+                        "poll": inst["model_config_poll_wait_seconds"],
+                    }
+                )
+    return {"models": models, "versions": versions}
+
+
+def unloaded(status, versions=None):
+    """True when none of ``versions`` (ints) is loading or serving in a REST status answer."""
+    if not isinstance(status, dict) or status.get("status") == 404:
+        return True
+    listed = (status.get("json") or {}).get("model_version_status") or []
+    wanted = {int(v) for v in versions} if versions is not None else None
+    for entry in listed:
+        if wanted is not None and int(entry.get("version", 0)) not in wanted:
+            continue
+        if entry.get("state") != "END":
+            return False
+    return True
+
+
+def image_refs(plan_):
+    """Distinct images the present instances run, in a stable order."""
+    return sorted({inst["container"]["image"] for inst in plan_ or [] if inst.get("state") == "present"})
+
+
+def image_repository(ref):
+    """registry:port/name:tag -> registry:port/name (a digest reference keeps everything before '@')."""
+    ref = str(ref)
+    if "@" in ref:
+        return ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        last = last.split(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def _with_tag(ref):
+    ref = str(ref)
+    if "@" in ref:
+        return ref
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last else ref + ":latest"
+
+
+def pin_map(refs, images):
+    """{ref: repo@sha256:...} for each tag reference found among docker_image_info's images.
+
+    References that are digests already, or whose image has no registry digest (a local build or
+    an archive load), are left out: they are used as they are.
+    """
+    out = {}
+    for ref in refs or []:
+        if "@" in str(ref):
+            continue
+        for image in images or []:
+            if _with_tag(ref) in [_with_tag(t) for t in (image or {}).get("RepoTags") or []]:
+                digest = repo_digest({"images": [image]}, ref)
+                if digest:
+                    out[ref] = digest
+                break
+    return out
+
+
+def missing_images(refs, images):
+    """References among ``refs`` that no image of docker_image_info's list carries (tag or digest)."""
+    known = set()
+    for image in images or []:
+        known |= {_with_tag(t) for t in (image or {}).get("RepoTags") or []}
+        known |= set((image or {}).get("RepoDigests") or [])
+    return [ref for ref in refs or [] if _with_tag(ref) not in known]
+
+
+def image_map(refs, pins=None):
+    """{ref: the reference to run}: the fleet's pinned digest when there is one, else ref itself."""
+    pins = pins or {}
+    return {ref: pins.get(ref) or ref for ref in refs or []}
+
+
+def repo_digest(image_info, ref):
+    """The repo@sha256:... of ``ref`` from docker_image_info's image, or '' when it has none (local builds)."""
+    images = image_info.get("images", []) if isinstance(image_info, dict) and "images" in image_info else [image_info]
+    wanted = image_repository(ref)
+    for image in images:
+        for digest in (image or {}).get("RepoDigests") or []:
+            if image_repository(digest) == wanted:
+                return digest
+    return ""
+
+
 class FilterModule:
     """tfserving filters."""
 
@@ -1128,4 +1360,16 @@ class FilterModule:
             "tfserving_batching_config": render_batching_config,
             "tfserving_monitoring_config": render_monitoring_config,
             "tfserving_config_labels": config_labels,
+            "tfserving_collect_listings": collect_listings,
+            "tfserving_collect_dirs": collect_dirs,
+            "tfserving_expectations": expectations,
+            "tfserving_label_steps": label_steps,
+            "tfserving_cleanup_items": cleanup_items,
+            "tfserving_unloaded": unloaded,
+            "tfserving_image_refs": image_refs,
+            "tfserving_image_repository": image_repository,
+            "tfserving_repo_digest": repo_digest,
+            "tfserving_pin_map": pin_map,
+            "tfserving_image_map": image_map,
+            "tfserving_missing_images": missing_images,
         }

@@ -288,7 +288,7 @@ def test_rejects_equal_grpc_and_rest_ports_in_one_instance():
     assert "instance 'tf2', field 'rest_port'" in the_error(inst)
 
 
-@pytest.mark.parametrize("bad", [0, 70000, "8501", True])
+@pytest.mark.parametrize("bad", [0, 70000, "http", "-1", True, 8501.0])
 def test_rejects_invalid_port_numbers(bad):
     inst = inventory()
     inst[1]["rest_port"] = bad
@@ -543,14 +543,16 @@ def test_plan_publishes_every_source_version_missing_on_the_host(tmp_path):
     plan = flt.plan(inst, settings(), listings, {"main": ["half_plus_two", "old_model", ".tfserving-tmp-x"]})
     main = plan[0]
     model = main["models"][0]
-    assert model["publish"] == [{"name": "00000124", "version": 124}]
-    assert model["retire"] == ["00000099"]
-    assert model["stale_temp"] == [".tfserving-tmp-00000124"]
+    assert model["publish"] == [
+        {"name": "00000124", "version": 124, "staged": "/srv/models/main/half_plus_two/.tfserving-tmp-00000124"}
+    ]
+    assert model["retire"] == [{"name": "00000099", "version": 99}]
+    assert model["stale_temp"] == ["/srv/models/main/half_plus_two/.tfserving-tmp-00000124"]
     assert model["serve"] == [123, 124]
     assert model["host_dir"] == "/srv/models/main/half_plus_two"
     assert model["base_path"] == "/models/half_plus_two"
     assert main["retire_models"] == ["old_model"]
-    assert main["stale_temp"] == [".tfserving-tmp-x"]
+    assert main["stale_temp"] == ["/srv/models/main/.tfserving-tmp-x"]
 
 
 def test_plan_serves_the_latest_version_by_default():
@@ -835,3 +837,241 @@ def test_filters_are_registered():
         "tfserving_models_config",
         "tfserving_model_refs",
     } <= names
+
+
+# --------------------------------------------------------------------------------------------
+# glue filters used by the role's tasks
+
+
+def test_collect_listings_from_registered_loops():
+    refs = flt.model_refs(inventory())
+    sources = {"results": [{"item": r, "changed": False, **tmv.inspect(r["source"])} for r in refs]}
+    hosts = {
+        "results": [
+            {"item": refs[0], "exists": False, "versions": [], "other": []},
+            {"item": refs[1], "skipped": True},
+            {"item": refs[2], "failed": True, "msg": "permission denied"},
+        ]
+    }
+    listings = flt.collect_listings(sources, hosts)
+    assert set(listings) == {r["key"] for r in refs}
+    assert [v["version"] for v in listings["main/half_plus_two"]["source"]["versions"]] == [123, 124]
+    assert "item" not in listings["main/half_plus_two"]["source"]
+    assert listings["main/half_plus_two"]["host"]["exists"] is False
+    assert "host" not in listings["main/half_plus_two_cpu"]
+    # A failed host listing reaches validation with its message.
+    errors = flt.validate(inventory(), HOST, listings)
+    assert errors == []  # host listings only matter for host-present models
+    inst = inventory()
+    inst[0]["models"][0] = {"name": "half_plus_two"}
+    refs = flt.model_refs(inst)
+    listings = flt.collect_listings({"results": []}, {"results": [{"item": refs[0], "msg": "permission denied"}]})
+    assert any(
+        "model 'half_plus_two', field 'versions': permission denied" in e for e in flt.validate(inst, HOST, listings)
+    )
+
+
+def test_collect_dirs_from_a_registered_find_loop():
+    found = {
+        "results": [
+            {"item": {"name": "main"}, "files": [{"path": "/srv/m/main/a"}, {"path": "/srv/m/main/.tfserving-tmp-1"}]},
+            {"item": {"name": "tf2"}, "files": []},
+        ]
+    }
+    assert flt.collect_dirs(found) == {"main": [".tfserving-tmp-1", "a"], "tf2": []}
+
+
+def test_collect_dirs_from_the_listing_module(tmp_path):
+    (tmp_path / "main" / "half_plus_two").mkdir(parents=True)
+    (tmp_path / "main" / "42").mkdir()
+    results = [
+        {"item": "main", **tmv.inspect(str(tmp_path / "main"))},
+        {"item": "tf2", **tmv.inspect(str(tmp_path / "tf2"))},
+    ]
+    assert flt.collect_dirs(results) == {"main": ["42", "half_plus_two"], "tf2": []}
+
+
+def test_expectations_name_every_served_version_and_label():
+    main, _ = planned()
+    assert flt.expectations(main) == [
+        {"name": "half_plus_two", "version": 123},
+        {"name": "half_plus_two", "version": 124},
+        {"name": "half_plus_two", "label": "canary", "version": 124},
+        {"name": "half_plus_two", "label": "stable", "version": 123},
+        {"name": "half_plus_two_cpu", "version": 123},
+    ]
+    inst = inventory()
+    inst[1]["models"].append({"name": "s3", "base_path": "s3://bucket/m"})
+    assert {"name": "s3"} in flt.expectations(planned(inst)[1])
+
+
+def test_label_steps_keep_a_moving_label_until_its_new_version_is_available(tmp_path):
+    before = planned()
+    current = {"main": flt.render_models_config(before[0]), "tf2": flt.render_models_config(before[1])}
+    # Add version 125 and move canary to it.
+    src = tmp_path / "hp2"
+    for name in ("00000123", "00000124", "00000125"):
+        (src / name).mkdir(parents=True)
+        (src / name / "saved_model.pb").write_bytes(b"")
+    inst = inventory()
+    inst[0]["models"][0].update(source=str(src), versions=[124, 125], labels={"stable": 124, "canary": 125})
+    after = planned(inst)
+    steps = flt.label_steps(after, current, ["main", "tf2"])
+    assert [s["name"] for s in steps] == ["main"]
+    step = steps[0]
+    assert step["wait"] == [
+        {"name": "half_plus_two", "version": 125},
+        {"name": "half_plus_two", "version": 124},
+    ]
+    first = parse_models_config(flt.render_models_config(step["instance"])).model_config_list.config[0]
+    # First step: old labels, and every version they and the new ones point at is served.
+    assert dict(first.version_labels) == {"stable": 123, "canary": 124}
+    assert list(first.model_version_policy.specific.versions) == [123, 124, 125]
+    final = parse_models_config(flt.render_models_config(after[0])).model_config_list.config[0]
+    assert dict(final.version_labels) == {"stable": 124, "canary": 125}
+    assert list(final.model_version_policy.specific.versions) == [124, 125]
+    # The plan itself is left untouched.
+    assert after[0]["models"][0]["labels"] == {"canary": 125, "stable": 124}
+
+
+def test_label_steps_none_when_labels_stay_or_the_server_is_not_running():
+    plan = planned()
+    current = {"main": flt.render_models_config(plan[0])}
+    assert flt.label_steps(plan, current, ["main"]) == []
+    moved = copy.deepcopy(plan)
+    moved[0]["models"][0]["labels"] = {"stable": 124, "canary": 124}
+    assert flt.label_steps(moved, current, []) == []
+    assert len(flt.label_steps(moved, current, ["main"])) == 1
+
+
+def test_label_steps_defer_new_labels_without_the_allow_flag():
+    plan = planned()
+    bare = copy.deepcopy(plan[0])
+    bare["models"][0]["labels"] = {}
+    current = {"main": flt.render_models_config(bare)}
+    assert flt.label_steps(plan, current, ["main"]) == []
+    steps = flt.label_steps(plan, current, ["main"], allow_new=False)
+    assert steps[0]["instance"]["models"][0]["labels"] == {}
+
+
+def test_cleanup_items(tmp_path):
+    inst = inventory()
+    host = tmp_path / "half_plus_two"
+    for name in ("00000099", "00000123"):
+        (host / name).mkdir(parents=True)
+        (host / name / "saved_model.pb").write_bytes(b"")
+    inst[0]["models"][1]["source"] = str(TF / "saved_model_half_plus_two_2_versions")
+    listings = listings_for(inst, {"main/half_plus_two": host, "main/half_plus_two_cpu": host})
+    plan = flt.plan(inst, settings(), listings, {"main": ["half_plus_two", "half_plus_two_cpu", "gone"]})
+    items = flt.cleanup_items(plan)
+    assert items["models"] == [
+        {
+            "instance": "main",
+            "model": "gone",
+            "path": "/srv/models/main/gone",
+            "url": "http://127.0.0.1:8501/v1/models/gone",
+            "poll": 10,
+        }
+    ]
+    # half_plus_two (policy specific) names versions in its config: wait for the unload first.
+    assert [(v["model"], v["name"], v["version"], v["wait"]) for v in items["versions"]] == [
+        ("half_plus_two", "00000099", 99, True),
+        ("half_plus_two_cpu", "00000099", 99, False),
+    ]
+    assert items["versions"][0]["path"] == "/srv/models/main/half_plus_two/00000099"
+
+
+def test_unloaded_reads_the_rest_status_body():
+    end = {"status": 200, "json": {"model_version_status": [{"version": "123", "state": "END"}]}}
+    live = {
+        "status": 200,
+        "json": {
+            "model_version_status": [{"version": "124", "state": "AVAILABLE"}, {"version": "123", "state": "END"}]
+        },
+    }
+    assert flt.unloaded({"status": 404, "json": {"error": "Could not find any versions of model x"}})
+    assert flt.unloaded(end)
+    assert not flt.unloaded(live)
+    assert flt.unloaded(live, [123])
+    assert not flt.unloaded(live, ["124"])
+
+
+def test_image_refs_and_repositories():
+    inst = inventory()
+    inst[1]["image"] = "127.0.0.1:5000/tfs:2.19"
+    plan = planned(inst)
+    assert flt.image_refs(plan) == ["127.0.0.1:5000/tfs:2.19", "tensorflow/serving:latest"]
+    assert flt.image_repository("tensorflow/serving:latest-gpu") == "tensorflow/serving"
+    assert flt.image_repository("172.17.0.1:5000/tfserving-double:test") == "172.17.0.1:5000/tfserving-double"
+    assert flt.image_repository("172.17.0.1:5000/tfserving-double") == "172.17.0.1:5000/tfserving-double"
+    assert flt.image_repository("busybox") == "busybox"
+    assert flt.image_repository("r:5000/x@sha256:" + "b" * 64) == "r:5000/x"
+
+
+def test_repo_digest_picks_the_digest_of_the_pulled_repository():
+    info = {
+        "images": [
+            {
+                "Id": "sha256:" + "c" * 64,
+                "RepoDigests": ["mirror/tfs@sha256:" + "d" * 64, "172.17.0.1:5000/tfserving-double@sha256:" + "e" * 64],
+            }
+        ]
+    }
+    assert flt.repo_digest(info, "172.17.0.1:5000/tfserving-double:test") == (
+        "172.17.0.1:5000/tfserving-double@sha256:" + "e" * 64
+    )
+    assert flt.repo_digest(info, "other/image:1") == ""
+    assert flt.repo_digest({"images": [{"RepoDigests": None}]}, "x:1") == ""
+
+
+def test_pin_map_and_image_map():
+    double = "172.17.0.1:5000/tfserving-double"
+    images = [
+        {"RepoTags": [double + ":test"], "RepoDigests": [double + "@sha256:" + "e" * 64]},
+        {"RepoTags": ["local/build:1"], "RepoDigests": []},
+        {"RepoTags": ["busybox:latest"], "RepoDigests": ["busybox@sha256:" + "f" * 64]},
+    ]
+    refs = [double + ":test", "local/build:1", "busybox", "x@sha256:" + "0" * 64, "missing:1"]
+    pins = flt.pin_map(refs, images)
+    assert pins == {double + ":test": double + "@sha256:" + "e" * 64, "busybox": "busybox@sha256:" + "f" * 64}
+    assert flt.image_map(refs, pins) == {
+        double + ":test": double + "@sha256:" + "e" * 64,
+        "local/build:1": "local/build:1",
+        "busybox": "busybox@sha256:" + "f" * 64,
+        "x@sha256:" + "0" * 64: "x@sha256:" + "0" * 64,
+        "missing:1": "missing:1",
+    }
+    assert flt.image_map(["a:1"]) == {"a:1": "a:1"}
+
+
+def test_missing_images():
+    images = [{"RepoTags": ["tfs:test"], "RepoDigests": ["r/tfs@sha256:" + "a" * 64]}, {"RepoTags": None}]
+    refs = ["tfs:test", "r/tfs@sha256:" + "a" * 64, "busybox", "tfs:other"]
+    assert flt.missing_images(refs, images) == ["busybox", "tfs:other"]
+    assert flt.missing_images(["tfs"], [{"RepoTags": ["tfs:latest"]}]) == []
+
+
+def test_plan_stages_archive_versions_under_the_archive_prefix(tmp_path):
+    import tarfile
+
+    archive = tmp_path / "hp2.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(TF / "saved_model_half_plus_two_2_versions", arcname="export")
+    inst = inventory()
+    inst[0]["models"][0]["source"] = str(archive)
+    model = planned(inst)[0]["models"][0]
+    assert model["source_kind"] == "archive" and model["source_prefix"] == "export"
+    assert [p["staged"] for p in model["publish"]] == [
+        "/srv/models/main/half_plus_two/.tfserving-tmp-archive/export/00000123",
+        "/srv/models/main/half_plus_two/.tfserving-tmp-archive/export/00000124",
+    ]
+
+
+def test_ports_given_as_strings_are_numbers():
+    inst = inventory()
+    inst[1].update(grpc_port="9500", rest_port="9501")
+    assert errors_of(inst) == []
+    tf2 = planned(inst)[1]
+    assert tf2["rest_port"] == 9501 and tf2["container"]["published_ports"][1] == "0.0.0.0:9501:8501"
+    inst[1]["rest_port"] = "8501"
+    assert "field 'rest_port'" in the_error(inst)
