@@ -37,7 +37,7 @@ lint: venv
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-integration: venv engine
+integration: venv images
 	$(PY) -m pytest -q tests/integration
 
 molecule: images
