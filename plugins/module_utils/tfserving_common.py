@@ -122,6 +122,7 @@ class Backoff:
             )
         self.clock = clock
         self._sleep = sleep
+        self.timeout = timeout
         self.start = clock()
         self.deadline = self.start + timeout
         self.delay = delay

@@ -217,7 +217,10 @@ def wait_for(client, expectations, backoff):
     """
     seen = {}
     while True:
-        client.timeout = max(0.5, min(client.request_timeout, backoff.remaining() or 0.5))
+        # A request never outlives the deadline by much; a one-shot check (timeout 0) gets request_timeout.
+        left = backoff.remaining()
+        client.timeout = client.request_timeout if backoff.timeout == 0 else max(
+            0.5, min(client.request_timeout, left))
         backoff.rounds += 1
         seen.update(check_round(client, expectations, backoff.elapsed))
         if any(e.outcome == FAILED for e in expectations):

@@ -498,3 +498,10 @@ def test_many_models_are_checked_in_one_round(fake, capsys):
     assert not failed and result["rounds"] == 1
     assert len(fake.requests) == 20
     assert threading.active_count() < 50
+
+
+def test_a_one_shot_check_gives_each_request_its_full_request_timeout(fake, capsys):
+    fake.status("m", Answer(200, status_body((1, "AVAILABLE")), delay=0.7))
+    failed, result = run(capsys, fake.port, [{"name": "m"}], timeout=0, request_timeout=3)
+    assert not failed, result["msg"]
+    assert result["rounds"] == 1
