@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -149,3 +150,27 @@ def test_predict_on_an_unknown_label_quotes_the_server(double, tmp_path):
     )
     assert rc == 2, output
     assert "Unrecognized servable version label: nope" in output
+
+
+def test_labels_on_a_version_not_loaded_yet_move_in_two_reloads(tmp_path):
+    """TF Serving refuses a label on a version that is not AVAILABLE: the module serves 124 first."""
+    base = tmp_path / "half_plus_two"
+    shutil.copytree(MODELS / "saved_model_half_plus_two_2_versions" / "00000123", base / "00000123")
+    shutil.copytree(MODELS / "saved_model_half_plus_two_2_versions" / "00000124", base / "00000124")
+    config = tmp_path / "models.config"
+    config.write_text(
+        STARTUP_CONFIG.replace(str(MODELS / "saved_model_half_plus_two_2_versions"), str(base)).replace(
+            "versions: 123 versions: 124", "versions: 123"
+        )
+    )
+    with start_double([f"--model_config_file={config}", "--file_system_poll_wait_seconds=1"]) as server:
+        assert server.version_states("half_plus_two") == {123: "AVAILABLE"}
+        rc, results, output = playbook(
+            server, tmp_path, "modules_status", tfserving_test_hp2_base_path=str(base)
+        )
+        assert rc == 0, output
+        assert results["labels"]["reloads"] == 2
+        assert 'key: "canary"' not in results["labels"]["staged_config_text"]
+        assert 'key: "stable"' in results["labels"]["staged_config_text"]
+        code, raw = server.get("/v1/models/half_plus_two/labels/canary/metadata")
+        assert code == 200 and json.loads(raw)["model_spec"]["version"] == "124"
