@@ -474,8 +474,9 @@ class CoreOptions:
 
 
 class ServerCore:
-    def __init__(self, options: CoreOptions, loader, metrics=None):
+    def __init__(self, options: CoreOptions, loader, metrics=None, before_first_load=None):
         self.options = options
+        self._before_first_load = before_first_load
         self.monitor = ServableStateMonitor()
         retry_seconds = max(0, options.load_retry_interval_micros) / 1e6
         self.manager = AspiredVersionsManager(
@@ -552,6 +553,8 @@ class ServerCore:
             self._source = source
             self._known_models = [s.name for s in servables]
             since = self.monitor.sequence()
+            if self._before_first_load is not None:
+                self._before_first_load()
             source.start()
             reached = self.monitor.wait_until_settled([s.name for s in servables], since, self._stop)
             self._raise_unless_available(reached, "servable(s)")

@@ -81,9 +81,8 @@ class DoubleServer:
             intra, inter = a.tensorflow_intra_op_parallelism, a.tensorflow_inter_op_parallelism
         else:
             intra = inter = a.tensorflow_session_parallelism
-        # TensorFlow loads only now: configuration errors above fail fast, as TF Serving's do.
         from . import core as core_mod
-        from . import grpc_service, inference, metrics, rest, servable
+        from . import inference, metrics, servable
 
         inference.Settings.method_name_check = a.enable_signature_method_name_check
         tags = [tag for tag in a.saved_model_tags.split(",")]
@@ -99,9 +98,13 @@ class DoubleServer:
             max_num_load_retries=a.max_num_load_retries,
             load_retry_interval_micros=a.load_retry_interval_micros,
             saved_model_tags=tuple(tags), intra_op_parallelism=intra, inter_op_parallelism=inter)
-        LOG.info("Serving with TensorFlow %s", servable.tensorflow().__version__)
-        self.core = core_mod.ServerCore(options, loader, self.metrics)
+        # TensorFlow is imported once the config has passed ServerCore's checks, just before the first
+        # load, so configuration errors fail as fast as TF Serving's do.
+        self.core = core_mod.ServerCore(options, loader, self.metrics,
+                                        before_first_load=lambda: LOG.info(
+                                            "Serving with TensorFlow %s", servable.tensorflow().__version__))
         self.core.reload_config(model_server_config)
+        from . import grpc_service, rest
 
         if a.model_config_file_poll_wait_seconds > 0 and a.model_config_file:
             threading.Thread(target=self._poll_config, name="tfs_double_config_poll", daemon=True).start()
