@@ -174,3 +174,17 @@ def test_labels_on_a_version_not_loaded_yet_move_in_two_reloads(tmp_path):
         assert 'key: "stable"' in results["labels"]["staged_config_text"]
         code, raw = server.get("/v1/models/half_plus_two/labels/canary/metadata")
         assert code == 200 and json.loads(raw)["model_spec"]["version"] == "124"
+
+
+def test_reload_that_never_returns_ends_at_its_deadline(tmp_path):
+    """A base_path that does not exist makes TF Serving (and the double) never answer the reload."""
+    config = tmp_path / "models.config"
+    config.write_text(STARTUP_CONFIG)
+    with start_double([f"--model_config_file={config}", "--file_system_poll_wait_seconds=1"]) as server:
+        rc, _, output = playbook(server, tmp_path, "modules_reload_missing_path")
+        assert rc == 2, output
+        assert "The server did not finish the reload within" in output
+        assert "never when a base_path does not exist" in output
+        assert "/nonexistent/tfserving/missing" in output
+        # The server itself still serves what it served before.
+        assert server.version_states("half_plus_two") == {123: "AVAILABLE", 124: "AVAILABLE"}
