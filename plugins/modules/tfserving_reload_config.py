@@ -203,6 +203,7 @@ import copy
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.tfserving_common import (
     NOT_FOUND,
+    UNREACHABLE,
     Backoff,
     TFServingError,
     describe_versions,
@@ -560,7 +561,6 @@ def run(module, client, config, absent, backoff, result, config_to_text):
         send(module, client, staged, backoff, result, "the first of two reloads (labels not moved yet)")
         expectations = [Expectation(name, version=version)
                         for name, labels in sorted(waits.items()) for version in sorted(set(labels.values()))]
-        client.request_timeout = client.timeout
         outcome, _ = wait_for(client, expectations, backoff)
         if outcome != OK:
             pending = [e for e in expectations if e.outcome != OK]
@@ -590,15 +590,18 @@ def send(module, client, config, backoff, result, what):
     except TFServingError as err:
         result["changed"] = result["reloads"] > 0
         if err.code == "DEADLINE_EXCEEDED":
-            paths = ", ".join(sorted({e.base_path for e in config.model_config_list.config}))
+            added = {d["model"] for d in result["differences"] if d["change"] == "add"}
+            paths = ", ".join(sorted({e.base_path for e in config.model_config_list.config
+                                      if e.name in added or not added}))
             result["msg"] = (
                 f"The server did not finish {what} within {deadline:.1f}s. TF Serving answers only once "
                 "newly added models are loaded, and never when a base_path does not exist (then every later "
                 "reload hangs too, until the server restarts). Check these paths exist inside the server: "
                 f"{paths}; or raise timeout for big models."
             )
-        elif err.kind == "unreachable":
-            result["msg"] = f"The server did not take {what}: {err.message}. This request changed nothing."
+        elif err.kind == UNREACHABLE:
+            result["msg"] = (f"The server could not be reached for {what}: {err.message}. Run again once it "
+                             "answers; the module compares before it sends.")
         else:
             result["msg"] = (
                 f"The server rejected {what}: {err.server_message or err.message}. TF Serving checks names, "

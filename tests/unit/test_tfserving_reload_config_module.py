@@ -290,6 +290,7 @@ def test_reload_deadline(server, capsys):
     assert failed
     assert "did not finish the reload within" in result["msg"]
     assert "never when a base_path does not exist" in result["msg"] and "/models/tf2" in result["msg"]
+    assert "/models/half_plus_two" not in result["msg"]  # only the added model can hang the reload
     assert result["changed"] is False
 
 
@@ -310,3 +311,12 @@ def test_missing_protobuf_library(capsys, monkeypatch):
     monkeypatch.setattr(module, "HAS_PROTOBUF", False)
     failed, result = run(capsys, None, models=[HP2])
     assert failed and "Failed to import the required Python library (protobuf)" in result["msg"]
+
+
+def test_server_unavailable_during_the_reload(server, capsys):
+    server.serve("half_plus_two", 124)
+    server.reject = (grpc.StatusCode.UNAVAILABLE, "Socket closed")
+    failed, result = run(capsys, server, models=[HP2, TF2])
+    assert failed and result["changed"] is False
+    assert result["msg"].startswith("The server could not be reached for the reload: ")
+    assert "Socket closed" in result["msg"]
