@@ -119,3 +119,23 @@ def test_bad_input_fails_before_the_host_changes(host, extra, message):
     assert "changed=0" in run.stdout
     assert host.file("/etc/docker/daemon.json").content_string == before
     assert host.check_output("dpkg-query -W -f '${Package}=${Version}\\n'") == packages
+
+
+def _host_state(host):
+    """Installed packages and a checksum of every file under /etc and /usr/local."""
+    packages = host.check_output("dpkg-query -W -f '${Package}=${Version}\\n'")
+    files = host.check_output("find /etc /usr/local -xdev -type f -print0 | sort -z | xargs -0 md5sum")
+    return packages, files
+
+
+def test_gpu_required_on_a_gpu_less_host_fails_and_changes_nothing(host):
+    before = _host_state(host)
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+           os.path.join(SCENARIO_DIR, "gpu_required.yml")]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, check=False, timeout=600)
+    output = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert "tfs-default-host: nvidia_runtime_mode is 'required' but nvidia-smi not found" in output, output
+    assert "Nothing was changed on the host" in output
+    assert "changed=0" in run.stdout
+    assert _host_state(host) == before
