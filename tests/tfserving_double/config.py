@@ -41,32 +41,54 @@ def _build_extra_protos():
         pool.FindFileByName(name)
     except KeyError:
         fdp = descriptor_pb2.FileDescriptorProto(
-            name=name, package="tensorflow.serving", syntax="proto3",
-            dependency=["google/protobuf/wrappers.proto"])
+            name=name,
+            package="tensorflow.serving",
+            syntax="proto3",
+            dependency=["google/protobuf/wrappers.proto"],
+        )
         f = descriptor_pb2.FieldDescriptorProto
         prom = fdp.message_type.add(name="PrometheusConfig")
         prom.field.add(name="enable", number=1, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL)
         prom.field.add(name="path", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
         mon = fdp.message_type.add(name="MonitoringConfig")
-        mon.field.add(name="prometheus_config", number=1, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL,
-                      type_name=".tensorflow.serving.PrometheusConfig")
+        mon.field.add(
+            name="prometheus_config",
+            number=1,
+            type=f.TYPE_MESSAGE,
+            label=f.LABEL_OPTIONAL,
+            type_name=".tensorflow.serving.PrometheusConfig",
+        )
         batching = fdp.message_type.add(name="BatchingParameters")
-        wrapped = [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
-                   ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
-                   ("thread_pool_name", 5, "StringValue"), ("max_execution_batch_size", 9, "Int64Value")]
+        wrapped = [
+            ("max_batch_size", 1, "Int64Value"),
+            ("batch_timeout_micros", 2, "Int64Value"),
+            ("max_enqueued_batches", 3, "Int64Value"),
+            ("num_batch_threads", 4, "Int64Value"),
+            ("thread_pool_name", 5, "StringValue"),
+            ("max_execution_batch_size", 9, "Int64Value"),
+        ]
         for field_name, number, wrapper in wrapped:
-            batching.field.add(name=field_name, number=number, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL,
-                               type_name=f".google.protobuf.{wrapper}")
+            batching.field.add(
+                name=field_name,
+                number=number,
+                type=f.TYPE_MESSAGE,
+                label=f.LABEL_OPTIONAL,
+                type_name=f".google.protobuf.{wrapper}",
+            )
         batching.field.add(name="allowed_batch_sizes", number=6, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
-        batching.field.add(name="pad_variable_length_inputs", number=7, type=f.TYPE_BOOL,
-                           label=f.LABEL_OPTIONAL)
-        batching.field.add(name="enable_large_batch_splitting", number=8, type=f.TYPE_BOOL,
-                           label=f.LABEL_OPTIONAL)
+        batching.field.add(
+            name="pad_variable_length_inputs", number=7, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL
+        )
+        batching.field.add(
+            name="enable_large_batch_splitting", number=8, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL
+        )
         pool.Add(fdp)
     monitoring = message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
+    )
     batching_cls = message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )
     return monitoring, batching_cls
 
 
@@ -106,8 +128,11 @@ def parse_text_file(path: str, message_cls):
 
 def build_single_model_config(model_name: str, model_base_path: str):
     """server.cc BuildSingleModelConfig(): what --model_name/--model_base_path mean."""
-    LOG.info("Building single TensorFlow model file config:  model_name: %s model_base_path: %s",
-             model_name, model_base_path)
+    LOG.info(
+        "Building single TensorFlow model file config:  model_name: %s model_base_path: %s",
+        model_name,
+        model_base_path,
+    )
     config = ModelServerConfig()
     model = config.model_config_list.config.add()
     model.name = model_name
@@ -132,27 +157,38 @@ def validate_model_config_list(config_list) -> None:
         names.add(model.name)
     for model in config_list.config:
         if uri_is_relative_path(model.base_path):
-            raise invalid_argument("Expected model ", model.name, " to have an absolute path or URI; got "
-                                   "base_path()=", model.base_path)
+            raise invalid_argument(
+                "Expected model ",
+                model.name,
+                " to have an absolute path or URI; got base_path()=",
+                model.base_path,
+            )
 
 
 def get_platform(model) -> str:
     """server_core.cc GetPlatform()."""
     if model.model_type != 0:
-        LOG.warning("Deprecated ModelServerConfig::model_type field used. Prefer "
-                    "ModelServerConfig::model_platform.")
+        LOG.warning(
+            "Deprecated ModelServerConfig::model_type field used. Prefer ModelServerConfig::model_platform."
+        )
         if model.model_platform:
-            raise invalid_argument("Illegal setting both ModelServerConfig::model_type (deprecated) and "
-                                   "ModelServerConfig::model_platform.")
+            raise invalid_argument(
+                "Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                "ModelServerConfig::model_platform."
+            )
         if model.model_type == 1:  # ModelType::TENSORFLOW
             platform = TENSORFLOW_PLATFORM
         else:
-            raise invalid_argument("ModelServerConfig::model_type choice ", model.model_type, " not supported.")
+            raise invalid_argument(
+                "ModelServerConfig::model_type choice ", model.model_type, " not supported."
+            )
     else:
         platform = model.model_platform
     if not platform:
-        raise invalid_argument("Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
-                               "ModelServerConfig::model_platform.")
+        raise invalid_argument(
+            "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+            "ModelServerConfig::model_platform."
+        )
     return platform
 
 
@@ -163,9 +199,14 @@ def validate_no_models_change_platforms(old_list, new_list) -> None:
             continue
         new_platform = get_platform(model)
         if new_platform != old_platforms[model.name]:
-            raise invalid_argument("Illegal to change a model's platform. For model ", model.name,
-                                   " platform was ", old_platforms[model.name], " and new platform requested is ",
-                                   new_platform)
+            raise invalid_argument(
+                "Illegal to change a model's platform. For model ",
+                model.name,
+                " platform was ",
+                old_platforms[model.name],
+                " and new platform requested is ",
+                new_platform,
+            )
 
 
 def check_routes(config_list) -> None:
@@ -181,8 +222,10 @@ def check_transition(old_config, new_config) -> None:
     old_case = old_config.WhichOneof("config") if old_config is not None else None
     new_case = new_config.WhichOneof("config")
     if old_case is not None and not (old_case == new_case == "model_config_list"):
-        raise failed_precondition("Cannot transition to requested config. It is only legal to transition "
-                                  "from one ModelConfigList to another.")
+        raise failed_precondition(
+            "Cannot transition to requested config. It is only legal to transition "
+            "from one ModelConfigList to another."
+        )
 
 
 def version_policy_kind(model) -> str:

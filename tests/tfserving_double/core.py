@@ -42,6 +42,7 @@ def servable_id(name: str, version: int) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class StateEvent:
     seq: int
@@ -103,6 +104,7 @@ class ServableStateMonitor:
 
 # ----------------------------------------------------------------------------------------------------
 
+
 class _Handle:
     """A reference to a serving version; unloading waits until every handle is released (quiescing)."""
 
@@ -117,7 +119,14 @@ class _Handle:
 class Harness:
     """LoaderHarness: one version's lifecycle inside the manager."""
 
-    NEW, LOADING, READY, UNLOADING, DISABLED, ERROR = "new", "loading", "ready", "unloading", "disabled", "error"
+    NEW, LOADING, READY, UNLOADING, DISABLED, ERROR = (
+        "new",
+        "loading",
+        "ready",
+        "unloading",
+        "disabled",
+        "error",
+    )
 
     def __init__(self, name: str, version: int, path: str):
         self.name = name
@@ -183,8 +192,9 @@ class AspiredVersionsManager:
         self._in_flight: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, options.load_threads),
-                                                           thread_name_prefix="tfs_double_load")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max(1, options.load_threads), thread_name_prefix="tfs_double_load"
+        )
         self._thread = threading.Thread(target=self._run, name="tfs_double_manager", daemon=True)
         self._thread.start()
 
@@ -244,8 +254,11 @@ class AspiredVersionsManager:
             for name, harnesses in self._models.items():
                 # FlushServables(): drop versions that never loaded, failed or finished unloading and
                 # are no longer aspired (the monitor keeps their last state).
-                for version in [v for v, h in harnesses.items()
-                                if not h.aspired and h.state in (Harness.NEW, Harness.DISABLED, Harness.ERROR)]:
+                for version in [
+                    v
+                    for v, h in harnesses.items()
+                    if not h.aspired and h.state in (Harness.NEW, Harness.DISABLED, Harness.ERROR)
+                ]:
                     del harnesses[version]
                 if name in self._in_flight:
                     continue
@@ -275,7 +288,9 @@ class AspiredVersionsManager:
             error = None
             for attempt in range(attempts):
                 if attempt:
-                    LOG.info("Retrying load on servable version %s retry: %d", servable_id(name, version), attempt)
+                    LOG.info(
+                        "Retrying load on servable version %s retry: %d", servable_id(name, version), attempt
+                    )
                 LOG.info("Loading servable version %s", servable_id(name, version))
                 started = time.monotonic()
                 try:
@@ -292,8 +307,10 @@ class AspiredVersionsManager:
                 if attempt + 1 < attempts:
                     interval = max(0.0, self._options.load_retry_interval_seconds)
                     if harness.cancel.wait(interval) or not harness.aspired:
-                        LOG.info("Load retries for servable %s cancelled: no longer aspired",
-                                 servable_id(name, version))
+                        LOG.info(
+                            "Load retries for servable %s cancelled: no longer aspired",
+                            servable_id(name, version),
+                        )
                         break
             with self._lock:
                 if error is None:
@@ -368,18 +385,30 @@ def servables_from_config(config_list) -> list[ServableToMonitor]:
     for model in config_list.config:
         kind = cfg.version_policy_kind(model)
         policy = model.model_version_policy
-        out.append(ServableToMonitor(
-            name=model.name, base_path=model.base_path, policy=kind,
-            num_versions=policy.latest.num_versions if kind == "latest" else 1,
-            specific=tuple(policy.specific.versions) if kind == "specific" else ()))
+        out.append(
+            ServableToMonitor(
+                name=model.name,
+                base_path=model.base_path,
+                policy=kind,
+                num_versions=policy.latest.num_versions if kind == "latest" else 1,
+                specific=tuple(policy.specific.versions) if kind == "specific" else (),
+            )
+        )
     return out
 
 
 def poll_servable(servable: ServableToMonitor) -> dict[int, str]:
     """PollFileSystemForServable(): the aspired versions {version: path} for one model."""
     if not os.path.exists(servable.base_path):
-        raise invalid_argument("Could not find base path ", servable.base_path, " for servable ", servable.name,
-                               " with error NOT_FOUND: ", servable.base_path, " not found")
+        raise invalid_argument(
+            "Could not find base path ",
+            servable.base_path,
+            " for servable ",
+            servable.name,
+            " with error NOT_FOUND: ",
+            servable.base_path,
+            " not found",
+        )
     try:
         children = sorted(os.listdir(servable.base_path))
     except OSError as err:
@@ -390,8 +419,13 @@ def poll_servable(servable: ServableToMonitor) -> dict[int, str]:
         if version is None:
             continue
         if version in by_version:
-            LOG.warning("Duplicate version directories detected. Version %d will be loaded from %s, %s will be "
-                        "ignored.", version, child, by_version[version])
+            LOG.warning(
+                "Duplicate version directories detected. Version %d will be loaded from %s, %s will be "
+                "ignored.",
+                version,
+                child,
+                by_version[version],
+            )
         by_version[version] = child
     chosen: dict[int, str] = {}
     if servable.policy == "all":
@@ -401,15 +435,22 @@ def poll_servable(servable: ServableToMonitor) -> dict[int, str]:
         chosen = {v: c for v, c in by_version.items() if v in wanted}
         for version in servable.specific:
             if version not in chosen:
-                LOG.warning("Version %d of servable %s, which was requested to be served as a 'specific' version "
-                            "in the servable's version policy, was not found in the file system", version,
-                            servable.name)
+                LOG.warning(
+                    "Version %d of servable %s, which was requested to be served as a 'specific' version "
+                    "in the servable's version policy, was not found in the file system",
+                    version,
+                    servable.name,
+                )
     else:
         count = max(servable.num_versions, 1)
         chosen = {v: by_version[v] for v in sorted(by_version, reverse=True)[:count]}
     if not chosen:
-        LOG.warning("No versions of servable %s found under base path %s. Did you forget to name your leaf "
-                    "directory as a number (eg. '/1/')?", servable.name, servable.base_path)
+        LOG.warning(
+            "No versions of servable %s found under base path %s. Did you forget to name your leaf "
+            "directory as a number (eg. '/1/')?",
+            servable.name,
+            servable.base_path,
+        )
     return {v: os.path.join(servable.base_path, child) for v, child in chosen.items()}
 
 
@@ -451,7 +492,9 @@ class FileSystemStoragePathSource:
                 for servable in servables:
                     versions[servable.name] = poll_servable(servable)
             except TFError as err:
-                LOG.error("FileSystemStoragePathSource encountered a filesystem access error: %s", err.message)
+                LOG.error(
+                    "FileSystemStoragePathSource encountered a filesystem access error: %s", err.message
+                )
                 return
             for name, aspired in versions.items():
                 self._manager.set_aspired_versions(name, aspired)
@@ -461,6 +504,7 @@ class FileSystemStoragePathSource:
 
 
 # ----------------------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class CoreOptions:
@@ -480,10 +524,13 @@ class ServerCore:
         self.monitor = ServableStateMonitor()
         retry_seconds = max(0, options.load_retry_interval_micros) / 1e6
         self.manager = AspiredVersionsManager(
-            self.monitor, loader,
-            ManagerOptions(max_num_load_retries=options.max_num_load_retries,
-                           load_retry_interval_seconds=retry_seconds),
-            metrics)
+            self.monitor,
+            loader,
+            ManagerOptions(
+                max_num_load_retries=options.max_num_load_retries, load_retry_interval_seconds=retry_seconds
+            ),
+            metrics,
+        )
         self._config = None
         self._config_lock = threading.Lock()
         self._labels: dict[str, dict[str, int]] | None = None
@@ -533,8 +580,13 @@ class ServerCore:
                     allow_any = existing is None or existing == version
                 state = states.get(version)
                 if not allow_any and (state is None or state.state != AVAILABLE):
-                    raise failed_precondition("Request to assign label to version ", version, " of model ", model.name,
-                                              ", which is not currently available for inference")
+                    raise failed_precondition(
+                        "Request to assign label to version ",
+                        version,
+                        " of model ",
+                        model.name,
+                        ", which is not currently available for inference",
+                    )
                 new_map.setdefault(model.name, {})[label] = version
         with self._labels_lock:
             self._labels = new_map
@@ -546,7 +598,8 @@ class ServerCore:
         servables = servables_from_config(config_list)
         cfg.check_routes(config_list)
         self.manager.set_specific_versions(
-            {s.name: frozenset(s.specific) for s in servables if s.policy == "specific"})
+            {s.name: frozenset(s.specific) for s in servables if s.policy == "specific"}
+        )
         if is_first:
             source = FileSystemStoragePathSource(self.manager, self.options.file_system_poll_wait_seconds)
             source.update_config(servables)

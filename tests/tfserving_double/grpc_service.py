@@ -79,11 +79,18 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         config = request.config
         try:
             if config.WhichOneof("config") != "model_config_list":
-                raise invalid_argument("ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
-                                       "ModelConfigList is currently supported")
+                raise invalid_argument(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                    "ModelConfigList is currently supported"
+                )
             for index, model in enumerate(config.model_config_list.config):
-                LOG.info("\nConfig entry\n\tindex : %d\n\tpath : %s\n\tname : %s\n\tplatform : %s", index,
-                         model.base_path, model.name, model.model_platform)
+                LOG.info(
+                    "\nConfig entry\n\tindex : %d\n\tpath : %s\n\tname : %s\n\tplatform : %s",
+                    index,
+                    model.base_path,
+                    model.name,
+                    model.model_platform,
+                )
             self.core.reload_config(config)
         except TFError as err:
             LOG.error("ReloadConfig failed: %s", err.message)
@@ -99,7 +106,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.metrics = metrics
 
     def _record(self, request, api: str, started: float, code: Code):
-        self.metrics.record_request(request.model_spec.name, api, "GRPC", code.name, time.monotonic() - started)
+        self.metrics.record_request(
+            request.model_spec.name, api, "GRPC", code.name, time.monotonic() - started
+        )
 
     def Predict(self, request, context):
         started = time.monotonic()
@@ -109,8 +118,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             with self.core.servable(request.model_spec) as servable:
                 signature_name, outputs = inference.predict(
-                    servable, request.model_spec.signature_name, dict(request.inputs.items()),
-                    list(request.output_filter), convert=inference.tensor_proto_to_numpy)
+                    servable,
+                    request.model_spec.signature_name,
+                    dict(request.inputs.items()),
+                    list(request.output_filter),
+                    convert=inference.tensor_proto_to_numpy,
+                )
                 _response_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
             for alias, array in outputs.items():
                 response.outputs[alias].CopyFrom(inference.numpy_to_tensor_proto(array))
@@ -127,14 +140,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise invalid_argument("Missing ModelSpec")
             with self.core.servable(request.model_spec) as servable:
                 examples = _serialized_examples(request.input)
-                signature_name, results = inference.classify(servable, request.model_spec.signature_name, examples)
+                signature_name, results = inference.classify(
+                    servable, request.model_spec.signature_name, examples
+                )
                 response = classification_pb2.ClassificationResponse()
                 _response_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
             for row in results:
                 classifications = response.result.classifications.add()
                 for label, score in row:
                     entry = classifications.classes.add()
-                    entry.label = label.decode("utf-8", errors="replace") if isinstance(label, bytes) else label
+                    entry.label = (
+                        label.decode("utf-8", errors="replace") if isinstance(label, bytes) else label
+                    )
                     entry.score = score
             self._record(request, "classify", started, Code.OK)
             return response
@@ -149,7 +166,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise invalid_argument("Missing ModelSpec")
             with self.core.servable(request.model_spec) as servable:
                 examples = _serialized_examples(request.input)
-                signature_name, values = inference.regress(servable, request.model_spec.signature_name, examples)
+                signature_name, values = inference.regress(
+                    servable, request.model_spec.signature_name, examples
+                )
                 response = regression_pb2.RegressionResponse()
                 _response_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
             for value in values:
@@ -179,10 +198,16 @@ def build_server(core, metrics, host: str, port: int, socket_path: str = "", max
     """Returns a started-ready grpc.Server, or None when a port cannot be bound (BuildAndStart fails)."""
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="tfs_double_grpc"),
-        options=[("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
-                 ("grpc.so_reuseport", 0)])
+        options=[
+            ("grpc.max_receive_message_length", 2**31 - 1),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core, metrics), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(core, metrics), server
+    )
     addresses = [f"{host}:{port}"] + ([f"unix:{socket_path}"] if socket_path else [])
     for address in addresses:
         try:

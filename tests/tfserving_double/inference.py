@@ -47,6 +47,7 @@ def _signature(servable, signature_name: str):
 
 # -- REST's input map (http_rest_api_handler.cc GetInfoMap) --------------------------------------------
 
+
 def rest_input_dtypes(servable, signature_name: str) -> dict[str, int]:
     name, signature = _signature(servable, signature_name)
     if signature is None:
@@ -55,6 +56,7 @@ def rest_input_dtypes(servable, signature_name: str) -> dict[str, int]:
 
 
 # -- Predict -----------------------------------------------------------------------------------------------
+
 
 def _sorted_keys(mapping) -> str:
     return ",".join(sorted(mapping))
@@ -68,28 +70,61 @@ def predict(servable, signature_name: str, inputs: dict, output_filter=(), conve
     name, signature = _signature(servable, signature_name)
     if signature is None:
         raise failed_precondition('Serving signature key "', name, '" not found.')
-    if Settings.method_name_check and signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
-        raise internal("Expected prediction signature method_name to be one of {", PREDICT_METHOD, ", ",
-                       CLASSIFY_METHOD, ", ", REGRESS_METHOD, "}. Was: ", signature.method_name)
+    if Settings.method_name_check and signature.method_name not in (
+        PREDICT_METHOD,
+        CLASSIFY_METHOD,
+        REGRESS_METHOD,
+    ):
+        raise internal(
+            "Expected prediction signature method_name to be one of {",
+            PREDICT_METHOD,
+            ", ",
+            CLASSIFY_METHOD,
+            ", ",
+            REGRESS_METHOD,
+            "}. Was: ",
+            signature.method_name,
+        )
     if len(inputs) != len(signature.inputs):
         sent, wanted = set(inputs), set(signature.inputs)
         raise invalid_argument(
-            "input size does not match signature: ", len(inputs), "!=", len(signature.inputs),
-            " len({", _sorted_keys(sent), "}) != len({", _sorted_keys(wanted), "}). Sent extra: {",
-            _sorted_keys(sent - wanted), "}. Missing but required: {", _sorted_keys(wanted - sent), "}.")
+            "input size does not match signature: ",
+            len(inputs),
+            "!=",
+            len(signature.inputs),
+            " len({",
+            _sorted_keys(sent),
+            "}) != len({",
+            _sorted_keys(wanted),
+            "}). Sent extra: {",
+            _sorted_keys(sent - wanted),
+            "}. Missing but required: {",
+            _sorted_keys(wanted - sent),
+            "}.",
+        )
     feeds = {}
     for alias, array in inputs.items():
         info = signature.inputs.get(alias)
         if info is None:
-            raise invalid_argument("input tensor alias not found in signature: ", alias,
-                                   ". Inputs expected to be in the set {", _sorted_keys(signature.inputs), "}.")
+            raise invalid_argument(
+                "input tensor alias not found in signature: ",
+                alias,
+                ". Inputs expected to be in the set {",
+                _sorted_keys(signature.inputs),
+                "}.",
+            )
         feeds[info.name] = convert(alias, array) if convert is not None else array
     aliases = []
     seen = set()
     for alias in output_filter:
         if alias not in signature.outputs:
-            raise invalid_argument("output tensor alias not found in signature: ", alias,
-                                   " Outputs expected to be in the set {", _sorted_keys(signature.outputs), "}.")
+            raise invalid_argument(
+                "output tensor alias not found in signature: ",
+                alias,
+                " Outputs expected to be in the set {",
+                _sorted_keys(signature.outputs),
+                "}.",
+            )
         if alias in seen:
             raise invalid_argument("duplicate output tensor alias: ", alias)
         seen.add(alias)
@@ -104,6 +139,7 @@ def predict(servable, signature_name: str, inputs: dict, output_filter=(), conve
 
 
 # -- Classify / Regress ------------------------------------------------------------------------------------
+
 
 def _examples_tensor(serialized: list[bytes]) -> np.ndarray:
     if not serialized:
@@ -122,8 +158,12 @@ def regress(servable, signature_name: str, serialized: list[bytes]) -> tuple[str
     if signature is None:
         raise invalid_argument("No signature was found with the name: ", name)
     if Settings.method_name_check and signature.method_name != REGRESS_METHOD:
-        raise invalid_argument("Expected regression signature method_name to be ", REGRESS_METHOD, ". Was: ",
-                               signature.method_name)
+        raise invalid_argument(
+            "Expected regression signature method_name to be ",
+            REGRESS_METHOD,
+            ". Was: ",
+            signature.method_name,
+        )
     if len(signature.inputs) != 1:
         raise invalid_argument("Expected one input Tensor.")
     if len(signature.outputs) != 1:
@@ -136,13 +176,16 @@ def regress(servable, signature_name: str, serialized: list[bytes]) -> tuple[str
     (output,) = servable.run({signature.inputs["inputs"].name: examples}, [signature.outputs["outputs"].name])
     output = np.asarray(output)
     if not (output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1)):
-        raise invalid_argument("Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got ",
-                               _shape_debug(output.shape))
+        raise invalid_argument(
+            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got ",
+            _shape_debug(output.shape),
+        )
     if dtype_of_numpy(output) != DT_FLOAT:
         raise invalid_argument("Expected output Tensor of DT_FLOAT.  Got: ", _dt_name(dtype_of_numpy(output)))
     if output.shape[0] != len(serialized):
-        raise invalid_argument("Input batch size did not match output batch size: ", len(serialized), " vs. ",
-                               output.shape[0])
+        raise invalid_argument(
+            "Input batch size did not match output batch size: ", len(serialized), " vs. ", output.shape[0]
+        )
     return name, [float(v) for v in output.reshape(-1)]
 
 
@@ -152,8 +195,12 @@ def classify(servable, signature_name: str, serialized: list[bytes]):
     if signature is None:
         raise invalid_argument("No signature was found with the name: ", name)
     if Settings.method_name_check and signature.method_name != CLASSIFY_METHOD:
-        raise invalid_argument("Expected classification signature method_name to be ", CLASSIFY_METHOD,
-                               ". Was: ", signature.method_name)
+        raise invalid_argument(
+            "Expected classification signature method_name to be ",
+            CLASSIFY_METHOD,
+            ". Was: ",
+            signature.method_name,
+        )
     if len(signature.inputs) != 1:
         raise invalid_argument("Expected one input Tensor.")
     if len(signature.outputs) not in (1, 2):
@@ -162,28 +209,40 @@ def classify(servable, signature_name: str, serialized: list[bytes]):
         raise failed_precondition("No classification inputs found in SignatureDef: ", _debug(signature))
     has_classes, has_scores = "classes" in signature.outputs, "scores" in signature.outputs
     if not has_classes and not has_scores:
-        raise failed_precondition('Expected classification signature outputs to contain at least one of "classes" '
-                                  'or "scores". Signature was: ', _debug(signature))
+        raise failed_precondition(
+            'Expected classification signature outputs to contain at least one of "classes" '
+            'or "scores". Signature was: ',
+            _debug(signature),
+        )
     fetch_aliases = [alias for alias in ("classes", "scores") if alias in signature.outputs]
     examples = _examples_tensor(serialized)
-    outputs = servable.run({signature.inputs["inputs"].name: examples},
-                           [signature.outputs[alias].name for alias in fetch_aliases])
+    outputs = servable.run(
+        {signature.inputs["inputs"].name: examples},
+        [signature.outputs[alias].name for alias in fetch_aliases],
+    )
     tensors = {alias: np.asarray(value) for alias, value in zip(fetch_aliases, outputs, strict=True)}
     n = len(serialized)
     expected = {"classes": DT_STRING, "scores": DT_FLOAT}
     for alias, tensor in tensors.items():
         if tensor.ndim != 2:
-            raise invalid_argument("Expected Tensor shape: [batch_size num_classes] but got ",
-                                   _shape_debug(tensor.shape))
+            raise invalid_argument(
+                "Expected Tensor shape: [batch_size num_classes] but got ", _shape_debug(tensor.shape)
+            )
         if dtype_of_numpy(tensor) != expected[alias]:
-            raise invalid_argument(f"Expected {alias} Tensor of {_dt_name(expected[alias])}. Got: ",
-                                   _dt_name(dtype_of_numpy(tensor)))
+            raise invalid_argument(
+                f"Expected {alias} Tensor of {_dt_name(expected[alias])}. Got: ",
+                _dt_name(dtype_of_numpy(tensor)),
+            )
         if tensor.shape[0] != n:
             raise invalid_argument(f"Expected {alias} output batch size of ", n, ". Got: ", tensor.shape[0])
     classes, scores = tensors.get("classes"), tensors.get("scores")
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-        raise invalid_argument("Tensors class and score should match in dim_size(1). Got ", classes.shape[1],
-                               " vs. ", scores.shape[1])
+        raise invalid_argument(
+            "Tensors class and score should match in dim_size(1). Got ",
+            classes.shape[1],
+            " vs. ",
+            scores.shape[1],
+        )
     num_classes = (classes if classes is not None else scores).shape[1]
     result = []
     for i in range(n):
@@ -219,6 +278,7 @@ def signature_def_map(servable):
 
 
 # -- TensorProto conversions for gRPC ----------------------------------------------------------------------
+
 
 def tensor_proto_to_numpy(alias: str, proto) -> np.ndarray:
     from .servable import tensorflow

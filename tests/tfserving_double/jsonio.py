@@ -28,17 +28,47 @@ DT_BFLOAT16, DT_UINT16, DT_COMPLEX128, DT_HALF = 14, 17, 18, 19
 DT_UINT32, DT_UINT64 = 22, 23
 
 DTYPE_NAMES = {
-    1: "float", 2: "double", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string", 8: "complex64",
-    9: "int64", 10: "bool", 11: "qint8", 12: "quint8", 13: "qint32", 14: "bfloat16", 15: "qint16",
-    16: "quint16", 17: "uint16", 18: "complex128", 19: "half", 20: "resource", 21: "variant",
-    22: "uint32", 23: "uint64",
+    1: "float",
+    2: "double",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    7: "string",
+    8: "complex64",
+    9: "int64",
+    10: "bool",
+    11: "qint8",
+    12: "quint8",
+    13: "qint32",
+    14: "bfloat16",
+    15: "qint16",
+    16: "quint16",
+    17: "uint16",
+    18: "complex128",
+    19: "half",
+    20: "resource",
+    21: "variant",
+    22: "uint32",
+    23: "uint64",
 }
 
 NUMPY_OF_DTYPE = {
-    DT_FLOAT: np.float32, DT_DOUBLE: np.float64, DT_INT32: np.int32, DT_UINT8: np.uint8,
-    DT_INT16: np.int16, DT_INT8: np.int8, DT_STRING: object, DT_INT64: np.int64, DT_BOOL: np.bool_,
-    DT_UINT16: np.uint16, DT_HALF: np.float16, DT_UINT32: np.uint32, DT_UINT64: np.uint64,
-    DT_COMPLEX64: np.complex64, DT_COMPLEX128: np.complex128,
+    DT_FLOAT: np.float32,
+    DT_DOUBLE: np.float64,
+    DT_INT32: np.int32,
+    DT_UINT8: np.uint8,
+    DT_INT16: np.int16,
+    DT_INT8: np.int8,
+    DT_STRING: object,
+    DT_INT64: np.int64,
+    DT_BOOL: np.bool_,
+    DT_UINT16: np.uint16,
+    DT_HALF: np.float16,
+    DT_UINT32: np.uint32,
+    DT_UINT64: np.uint64,
+    DT_COMPLEX64: np.complex64,
+    DT_COMPLEX128: np.complex128,
 }
 
 
@@ -58,6 +88,7 @@ def dtype_of_numpy(array: np.ndarray) -> int:
 
 # ----------------------------------------------------------------------------------------------------
 # A rapidjson-compatible parser (kParseNanAndInfFlag, no encoding validation, as TF Serving calls it).
+
 
 class JObject:
     """A JSON object: members in document order, duplicates kept; lookups find the first (FindMember)."""
@@ -189,7 +220,7 @@ class _Parser:
             self.error("Missing a comma or ']' after an array element.")
 
     def hex4(self, escape_offset: int) -> int:
-        chunk = self.s[self.i:self.i + 4]
+        chunk = self.s[self.i : self.i + 4]
         if len(chunk) < 4 or any(ch not in b"0123456789abcdefABCDEF" for ch in chunk):
             self.error("Incorrect hex digit after \\u escape in string.", escape_offset)
         self.i += 4
@@ -198,8 +229,16 @@ class _Parser:
     def string(self) -> str:
         self.i += 1
         out = bytearray()
-        escapes = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f",
-                   ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
+        escapes = {
+            ord('"'): b'"',
+            ord("\\"): b"\\",
+            ord("/"): b"/",
+            ord("b"): b"\b",
+            ord("f"): b"\f",
+            ord("n"): b"\n",
+            ord("r"): b"\r",
+            ord("t"): b"\t",
+        }
         while True:
             c = self.peek()
             if c == ord("\\"):
@@ -271,7 +310,7 @@ class _Parser:
             while ord("0") <= self.peek() <= ord("9"):
                 self.i += 1
             is_double = True
-        text = self.s[start:self.i].decode("ascii")
+        text = self.s[start : self.i].decode("ascii")
         if not is_double:
             value = int(text)
             if _INT64_MIN <= value <= _UINT64_MAX:
@@ -336,6 +375,7 @@ def json_type_string(v) -> str:
 # ----------------------------------------------------------------------------------------------------
 # Number formatting: rapidjson's Writer::Double (Grisu2 + Prettify) and json_tensor's WriteDecimal.
 
+
 def _shortest_digits(value: float):
     """Shortest round-trip digits and decimal exponent: value == int(digits) * 10**exp."""
     sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
@@ -394,6 +434,7 @@ def write_decimal(value, is_float32: bool = True) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 # rapidjson's PrettyWriter.
+
 
 def _escape_rapidjson(text: str) -> str:
     out = []
@@ -539,6 +580,7 @@ def error_body(message: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # Request JSON -> tensors (json_tensor.cc FillPredictRequestFromJson and friends).
 
+
 class TensorValues:
     """A dense tensor being filled from JSON: dtype, shape, flat values (TensorProto-like)."""
 
@@ -561,8 +603,14 @@ class TensorValues:
 
 
 def _type_error(val, dtype) -> TFError:
-    return invalid_argument("JSON Value: ", json_value_to_string(val), " Type: ", json_type_string(val),
-                            " is not of expected type: ", dtype_name(dtype))
+    return invalid_argument(
+        "JSON Value: ",
+        json_value_to_string(val),
+        " Type: ",
+        json_type_string(val),
+        " is not of expected type: ",
+        dtype_name(dtype),
+    )
 
 
 def _format_error(val, *parts) -> TFError:
@@ -570,8 +618,13 @@ def _format_error(val, *parts) -> TFError:
 
 
 def _lossy_error(val, target) -> TFError:
-    return invalid_argument("Cannot convert JSON value: ", json_value_to_string(val), " to ", target,
-                            " without loss of precision.")
+    return invalid_argument(
+        "Cannot convert JSON value: ",
+        json_value_to_string(val),
+        " to ",
+        target,
+        " without loss of precision.",
+    )
 
 
 def _is_lossless(val, is_float32: bool) -> bool:
@@ -617,8 +670,9 @@ def _add_value(val, dtype, tensor: TensorValues):
             raise _type_error(val, dtype)
         tensor.values.append(val)
     else:
-        raise unimplemented("Conversion of JSON Value: ", json_value_to_string(val), " to type: ",
-                            dtype_name(dtype))
+        raise unimplemented(
+            "Conversion of JSON Value: ", json_value_to_string(val), " to type: ", dtype_name(dtype)
+        )
 
 
 def _dense_shape(val) -> list[int]:
@@ -640,7 +694,9 @@ def _is_b64_object(val) -> bool:
 
 def _decode_b64_object(val) -> bytes:
     if not _is_b64_object(val):
-        raise invalid_argument("JSON Value: ", json_value_to_string(val), " not formatted correctly for base64 data")
+        raise invalid_argument(
+            "JSON Value: ", json_value_to_string(val), " not formatted correctly for base64 data"
+        )
     _found, text = val.find("b64")
     try:
         return base64.b64decode(text.encode("utf-8", errors="surrogateescape"), validate=True)
@@ -657,8 +713,14 @@ def _fill(val, level: int, dtype: int, tensor: TensorValues) -> int:
     rank = len(tensor.shape)
     if not isinstance(val, list):
         if level != rank:
-            raise invalid_argument("JSON Value: ", json_value_to_string(val), " found at incorrect level: ",
-                                   level + 1, " in the JSON DOM. Expected at level: ", rank)
+            raise invalid_argument(
+                "JSON Value: ",
+                json_value_to_string(val),
+                " found at incorrect level: ",
+                level + 1,
+                " in the JSON DOM. Expected at level: ",
+                rank,
+            )
         if isinstance(val, JObject):
             if dtype != DT_STRING:
                 raise _type_error(val, dtype)
@@ -669,8 +731,14 @@ def _fill(val, level: int, dtype: int, tensor: TensorValues) -> int:
     if level >= rank:
         raise invalid_argument("Encountered list at unexpected level: ", level, " expected < ", rank)
     if len(val) != tensor.shape[level]:
-        raise invalid_argument("Encountered list at unexpected size: ", len(val), " at level: ", level,
-                               " expected size: ", tensor.shape[level])
+        raise invalid_argument(
+            "Encountered list at unexpected size: ",
+            len(val),
+            " at level: ",
+            level,
+            " expected size: ",
+            tensor.shape[level],
+        )
     count = 0
     for item in val:
         count += _fill(item, level + 1, dtype, tensor)
@@ -684,8 +752,10 @@ def _shape_to_string(shape) -> str:
 def _fill_instances(instances: list, tensorinfo: dict) -> dict[str, TensorValues]:
     """FillTensorMapFromInstancesList(). tensorinfo: alias -> dtype."""
     if not isinstance(instances[0], JObject) and len(tensorinfo) > 1:
-        raise invalid_argument("instances is a plain list, but expecting list of objects as multiple input "
-                               "tensors required as per tensorinfo_map")
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input "
+            "tensors required as per tensorinfo_map"
+        )
 
     def is_element_object(v):
         return isinstance(v, JObject) and not _is_b64_object(v)
@@ -708,8 +778,12 @@ def _fill_instances(instances: list, tensorinfo: dict) -> dict[str, TensorValues
         elif sizes[name] != size:
             raise invalid_argument("Expecting tensor size: ", sizes[name], " but got: ", size)
         elif shapes[name] != tensor.shape:
-            raise invalid_argument("Expecting shape ", _shape_to_string(shapes[name]), " but got: ",
-                                   _shape_to_string(tensor.shape))
+            raise invalid_argument(
+                "Expecting shape ",
+                _shape_to_string(shapes[name]),
+                " but got: ",
+                _shape_to_string(tensor.shape),
+            )
 
     for count, elem in enumerate(instances):
         if elements_are_objects:
@@ -721,19 +795,34 @@ def _fill_instances(instances: list, tensorinfo: dict) -> dict[str, TensorValues
                 try:
                     add_item(item, name)
                 except TFError as err:
-                    raise invalid_argument("Failed to process element: ", count, " key: ", name,
-                                           " of 'instances' list. Error: ", str(err)) from None
+                    raise invalid_argument(
+                        "Failed to process element: ",
+                        count,
+                        " key: ",
+                        name,
+                        " of 'instances' list. Error: ",
+                        str(err),
+                    ) from None
             if keys != set(input_names):
-                raise invalid_argument("Failed to process element: ", count, " of 'instances' list. JSON object: ",
-                                       json_value_to_string(elem), " must only have keys: ", ",".join(input_names))
+                raise invalid_argument(
+                    "Failed to process element: ",
+                    count,
+                    " of 'instances' list. JSON object: ",
+                    json_value_to_string(elem),
+                    " must only have keys: ",
+                    ",".join(input_names),
+                )
         else:
             if is_element_object(elem):
-                raise invalid_argument("Expecting value/list but got object at item ", count, " of input list")
+                raise invalid_argument(
+                    "Expecting value/list but got object at item ", count, " of input list"
+                )
             try:
                 add_item(elem, input_names[0])
             except TFError as err:
-                raise invalid_argument("Failed to process element: ", count, " of 'instances' list. Error: ",
-                                       str(err)) from None
+                raise invalid_argument(
+                    "Failed to process element: ", count, " of 'instances' list. Error: ", str(err)
+                ) from None
     for name, tensor in tensors.items():
         tensor.shape = [len(instances), *shapes[name]]
     return tensors
@@ -744,8 +833,10 @@ def _fill_inputs(val, tensorinfo: dict) -> dict[str, TensorValues]:
     tensors: dict[str, TensorValues] = {}
     if not isinstance(val, JObject) or _is_b64_object(val):
         if len(tensorinfo) > 1:
-            raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple input "
-                                   "tensors required as per tensorinfo_map")
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
         name = next(iter(sorted(tensorinfo)))
         tensor = TensorValues(tensorinfo[name])
         tensor.shape = _dense_shape(val)
@@ -769,8 +860,11 @@ def parse_signature_name(doc) -> str:
     if not found:
         return ""
     if not isinstance(value, str):
-        raise invalid_argument("JSON Value: ", json_value_to_string(doc),
-                               " not formatted correctly. 'signature_name' key must be a string value.")
+        raise invalid_argument(
+            "JSON Value: ",
+            json_value_to_string(doc),
+            " not formatted correctly. 'signature_name' key must be a string value.",
+        )
     return value
 
 
@@ -795,8 +889,9 @@ def parse_predict_request(body: bytes, get_tensorinfo):
     has_inputs, inputs = doc.find("inputs")
     if has_instances:
         if has_inputs:
-            raise _format_error(doc, "Not formatted correctly expecting only one of 'inputs' or 'instances' "
-                                "keys to exist ")
+            raise _format_error(
+                doc, "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
+            )
         if not isinstance(instances, list):
             raise _format_error(doc, "Excepting 'instances' to be an list/array")
         if not instances:
@@ -812,28 +907,33 @@ def parse_predict_request(body: bytes, get_tensorinfo):
 # ----------------------------------------------------------------------------------------------------
 # Classify / regress request JSON -> tf.Example protos (FillClassifyRegressRequestFromJson).
 
+
 def _feature_kind(feature) -> str | None:
     return feature.WhichOneof("kind")
 
 
 def _incompatible_kind(name, feature) -> TFError:
-    kind = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}.get(_feature_kind(feature),
-                                                                                  "UNKNOWN")
+    kind = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}.get(
+        _feature_kind(feature), "UNKNOWN"
+    )
     return invalid_argument("Unexpected element type in feature: ", name, " expecting type: ", kind)
 
 
 def _add_value_to_feature(val, name, feature):
     kind = _feature_kind(feature)
     if val is None or isinstance(val, list):
-        raise invalid_argument("Feature: ", name, " has element with unexpected JSON type: ", json_type_string(val))
+        raise invalid_argument(
+            "Feature: ", name, " has element with unexpected JSON type: ", json_type_string(val)
+        )
     if isinstance(val, bool):
         if kind not in (None, "int64_list"):
             raise _incompatible_kind(name, feature)
         feature.int64_list.value.append(1 if val else 0)
     elif isinstance(val, JObject):
         if not _is_b64_object(val):
-            raise invalid_argument("Feature: ", name, " has element with unexpected JSON type: ",
-                                   json_type_string(val))
+            raise invalid_argument(
+                "Feature: ", name, " has element with unexpected JSON type: ", json_type_string(val)
+            )
         if kind not in (None, "bytes_list"):
             raise _incompatible_kind(name, feature)
         feature.bytes_list.value.append(_decode_b64_object(val))
@@ -898,6 +998,7 @@ def parse_classify_regress_request(body: bytes, example_cls):
 # ----------------------------------------------------------------------------------------------------
 # Tensors -> response JSON (MakeJsonFromTensors, MakeJsonFromClassificationResult/RegressionResult).
 
+
 def _write_scalar(writer: PrettyWriter, value, dtype: int, as_bytes: bool):
     if dtype == DT_FLOAT:
         writer.raw_number(write_decimal(value, True))
@@ -950,8 +1051,14 @@ def make_json_from_tensors(outputs: dict[str, np.ndarray], fmt: str) -> str:
             if current < 1:
                 raise invalid_argument("Tensor name: ", name, " has invalid batch size: ", current)
             if batch_size not in (0, current):
-                raise invalid_argument("Tensor name: ", name, " has inconsistent batch size: ", current,
-                                       " expecting: ", batch_size)
+                raise invalid_argument(
+                    "Tensor name: ",
+                    name,
+                    " has inconsistent batch size: ",
+                    current,
+                    " expecting: ",
+                    batch_size,
+                )
             batch_size = current
         writer.start_object()
         writer.key("predictions")
@@ -1029,6 +1136,7 @@ def make_json_from_regression(values: list[float]) -> str:
 # ----------------------------------------------------------------------------------------------------
 # protobuf's JSON printer as TF Serving calls it (add_whitespace, always_print_primitive_fields).
 
+
 def _escape_proto_json(text: str) -> str:
     out = []
     for ch in text:
@@ -1046,9 +1154,15 @@ def _escape_proto_json(text: str) -> str:
 
 
 _WRAPPERS = {
-    "google.protobuf.Int64Value", "google.protobuf.UInt64Value", "google.protobuf.Int32Value",
-    "google.protobuf.UInt32Value", "google.protobuf.StringValue", "google.protobuf.BoolValue",
-    "google.protobuf.FloatValue", "google.protobuf.DoubleValue", "google.protobuf.BytesValue",
+    "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.Int32Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.StringValue",
+    "google.protobuf.BoolValue",
+    "google.protobuf.FloatValue",
+    "google.protobuf.DoubleValue",
+    "google.protobuf.BytesValue",
 }
 
 
@@ -1164,9 +1278,10 @@ def metadata_to_json(model_spec, signature_def_map) -> str:
     """http_rest_api_util.cc ToJsonString(GetModelMetadataResponse): two printed protos, concatenated."""
     spec = proto_to_json(model_spec, preserve_names=True)
     sigs = proto_to_json(signature_def_map, preserve_names=True)
-    return "{\n" + '"model_spec":' + spec + ",\n" + '"metadata": {' + '"signature_def": ' + sigs + "}\n" + "}\n"
+    return (
+        "{\n" + '"model_spec":' + spec + ",\n" + '"metadata": {' + '"signature_def": ' + sigs + "}\n" + "}\n"
+    )
 
 
 def status_to_json(response) -> str:
     return proto_to_json(response, preserve_names=False)
-

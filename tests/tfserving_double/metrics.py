@@ -59,11 +59,15 @@ class Metrics:
         with self._lock:
             cells = self._histograms[name]
             cell = cells.setdefault(labels, [[0] * (len(LATENCY_BUCKETS) + 1), 0.0])
-            index = next((i for i, limit in enumerate(LATENCY_BUCKETS) if value < limit), len(LATENCY_BUCKETS))
+            index = next(
+                (i for i, limit in enumerate(LATENCY_BUCKETS) if value < limit), len(LATENCY_BUCKETS)
+            )
             cell[0][index] += 1
             cell[1] += value
 
-    def record_request(self, model_name: str, api: str, entrypoint: str, status_code_name: str, seconds: float):
+    def record_request(
+        self, model_name: str, api: str, entrypoint: str, status_code_name: str, seconds: float
+    ):
         self.increment("/tensorflow/serving/request_count", (model_name, status_code_name))
         self.observe("/tensorflow/serving/request_latency", (model_name, api, entrypoint), seconds * 1e6)
 
@@ -82,13 +86,17 @@ class Metrics:
                     label_names = self._counter_labels[name]
                     lines.append(f"# TYPE {prom} counter")
                     for labels, value in sorted(self._counters[name].items()):
-                        pairs = ",".join(f'{k}="{_label_value(v)}"' for k, v in zip(label_names, labels, strict=True))
+                        pairs = ",".join(
+                            f'{k}="{_label_value(v)}"' for k, v in zip(label_names, labels, strict=True)
+                        )
                         lines.append(f"{prom}{{{pairs}}} {value}")
                     continue
                 label_names = self._histogram_labels[name]
                 lines.append(f"# TYPE {prom} histogram")
                 for labels, (buckets, total) in sorted(self._histograms[name].items()):
-                    pairs = ",".join(f'{k}="{_label_value(v)}"' for k, v in zip(label_names, labels, strict=True))
+                    pairs = ",".join(
+                        f'{k}="{_label_value(v)}"' for k, v in zip(label_names, labels, strict=True)
+                    )
                     prefix = f"{prom}_bucket{{{pairs},"
                     cumulative = 0
                     for i, count in enumerate(buckets):

@@ -22,9 +22,11 @@ LOG = logging.getLogger("tfserving_double")
 PATH_REGEX = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 PREDICTION_API_REGEX = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 MODEL_STATUS_API_REGEX = re.compile(
-    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE)
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+)
 
 INT64_MAX = 2**63 - 1
 
@@ -74,8 +76,11 @@ class RestApi:
         except EarlyError as early:
             return early.error.http_status, "application/json", b""
         except TFError as err:
-            return err.http_status, "application/json", jsonio.error_body(err.message).encode(
-                "utf-8", errors="surrogateescape")
+            return (
+                err.http_status,
+                "application/json",
+                jsonio.error_body(err.message).encode("utf-8", errors="surrogateescape"),
+            )
 
     def process(self, method: str, path: str, body: bytes) -> str:
         malformed = invalid_argument("Malformed request: ", method, " ", path)

@@ -55,8 +55,11 @@ def read_saved_model_proto(export_dir: str):
             return proto
     except Exception as err:  # a truncated or foreign file
         raise TFError(Code.DATA_LOSS, f"Can't parse {pb_path} as binary proto") from err
-    raise not_found("Could not find SavedModel .pb or .pbtxt at supplied export directory path: ", export_dir,
-                    ". Check that the directory exists and that you have the right permissions for accessing it.")
+    raise not_found(
+        "Could not find SavedModel .pb or .pbtxt at supplied export directory path: ",
+        export_dir,
+        ". Check that the directory exists and that you have the right permissions for accessing it.",
+    )
 
 
 def find_meta_graph(saved_model, tags: list[str]):
@@ -66,8 +69,11 @@ def find_meta_graph(saved_model, tags: list[str]):
         if set(meta_graph.meta_info_def.tags) == wanted:
             return meta_graph
     listed = "{ " + "".join(f"{tag} " for tag in tags) + "}"
-    raise not_found("Could not find meta graph def matching supplied tags: ", listed, ". To inspect available "
-                    "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`")
+    raise not_found(
+        "Could not find meta graph def matching supplied tags: ",
+        listed,
+        ". To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`",
+    )
 
 
 class Servable:
@@ -117,7 +123,9 @@ class Servable:
             self.session.close()
 
 
-def load(name: str, version: int, path: str, tags: list[str], intra_op: int = 0, inter_op: int = 0) -> Servable:
+def load(
+    name: str, version: int, path: str, tags: list[str], intra_op: int = 0, inter_op: int = 0
+) -> Servable:
     """Load one SavedModel version, raising TFError with the C++ loader's message on failure."""
     saved_model = read_saved_model_proto(path)
     meta_graph = find_meta_graph(saved_model, tags)

@@ -55,8 +55,9 @@ class DoubleServer:
         if a.port == 0:
             raise invalid_argument("server_options.grpc_port is not set.")
         if not a.model_base_path and not a.model_config_file:
-            raise invalid_argument("Both server_options.model_base_path and server_options.model_config_file "
-                                   "are empty!")
+            raise invalid_argument(
+                "Both server_options.model_base_path and server_options.model_config_file are empty!"
+            )
         if a.model_config_file:
             model_server_config = config.parse_text_file(a.model_config_file, config.ModelServerConfig)
         else:
@@ -66,17 +67,26 @@ class DoubleServer:
         if a.enable_batching:
             if a.batching_parameters_file:
                 params = config.parse_text_file(a.batching_parameters_file, config.BatchingParameters)
-                LOG.info("Batching parameters accepted (the test double does not batch): %s",
-                         " ".join(str(params).split()))
+                LOG.info(
+                    "Batching parameters accepted (the test double does not batch): %s",
+                    " ".join(str(params).split()),
+                )
         elif a.batching_parameters_file:
-            raise invalid_argument("server_options.batching_parameters_file is set without setting "
-                                   "server_options.enable_batching to true.")
-        if a.tensorflow_intra_op_parallelism > 0 and a.tensorflow_inter_op_parallelism > 0 \
-                and a.tensorflow_session_parallelism > 0:
-            raise invalid_argument("Either configure server_options.tensorflow_session_parallelism or "
-                                   "(server_options.tensorflow_intra_op_parallelism, "
-                                   "server_options.tensorflow_inter_op_parallelism) separately. You cannot "
-                                   "configure all.")
+            raise invalid_argument(
+                "server_options.batching_parameters_file is set without setting "
+                "server_options.enable_batching to true."
+            )
+        if (
+            a.tensorflow_intra_op_parallelism > 0
+            and a.tensorflow_inter_op_parallelism > 0
+            and a.tensorflow_session_parallelism > 0
+        ):
+            raise invalid_argument(
+                "Either configure server_options.tensorflow_session_parallelism or "
+                "(server_options.tensorflow_intra_op_parallelism, "
+                "server_options.tensorflow_inter_op_parallelism) separately. You cannot "
+                "configure all."
+            )
         if a.tensorflow_intra_op_parallelism > 0 or a.tensorflow_inter_op_parallelism > 0:
             intra, inter = a.tensorflow_intra_op_parallelism, a.tensorflow_inter_op_parallelism
         else:
@@ -97,12 +107,20 @@ class DoubleServer:
             allow_version_labels_for_unavailable_models=a.allow_version_labels_for_unavailable_models,
             max_num_load_retries=a.max_num_load_retries,
             load_retry_interval_micros=a.load_retry_interval_micros,
-            saved_model_tags=tuple(tags), intra_op_parallelism=intra, inter_op_parallelism=inter)
+            saved_model_tags=tuple(tags),
+            intra_op_parallelism=intra,
+            inter_op_parallelism=inter,
+        )
         # TensorFlow is imported once the config has passed ServerCore's checks, just before the first
         # load, so configuration errors fail as fast as TF Serving's do.
-        self.core = core_mod.ServerCore(options, loader, self.metrics,
-                                        before_first_load=lambda: LOG.info(
-                                            "Serving with TensorFlow %s", servable.tensorflow().__version__))
+        self.core = core_mod.ServerCore(
+            options,
+            loader,
+            self.metrics,
+            before_first_load=lambda: LOG.info(
+                "Serving with TensorFlow %s", servable.tensorflow().__version__
+            ),
+        )
         self.core.reload_config(model_server_config)
         from . import grpc_service, rest
 
@@ -110,8 +128,9 @@ class DoubleServer:
             threading.Thread(target=self._poll_config, name="tfs_double_config_poll", daemon=True).start()
 
         host = os.environ.get(BIND_ENV, "0.0.0.0")
-        self.grpc_server = grpc_service.build_server(self.core, self.metrics, host, a.port, a.grpc_socket_path,
-                                                     max(4, a.grpc_max_threads or 16))
+        self.grpc_server = grpc_service.build_server(
+            self.core, self.metrics, host, a.port, a.grpc_socket_path, max(4, a.grpc_max_threads or 16)
+        )
         if self.grpc_server is None:
             raise invalid_argument("Failed to BuildAndStart gRPC server")
         self.grpc_server.start()
@@ -129,15 +148,19 @@ class DoubleServer:
                     prometheus_path = monitoring.prometheus_config.path or config.PROMETHEUS_DEFAULT_PATH
                 api = rest.RestApi(self.core, self.metrics, prometheus_path)
                 try:
-                    self.rest_server = rest.RestServer(api, host, a.rest_api_port, a.rest_api_enable_cors_support)
+                    self.rest_server = rest.RestServer(
+                        api, host, a.rest_api_port, a.rest_api_enable_cors_support
+                    )
                 except OSError as err:
                     LOG.error("Failed to start HTTP Server at localhost:%d (%s)", a.rest_api_port, err)
                 else:
                     self.rest_server.start()
                     LOG.info("Exporting HTTP/REST API at:localhost:%d ...", a.rest_api_port)
             else:
-                LOG.error("server_options.http_port cannot be same as grpc_port. Please use a different port for "
-                          "HTTP/REST API. Skipped exporting HTTP/REST API.")
+                LOG.error(
+                    "server_options.http_port cannot be same as grpc_port. Please use a different port for "
+                    "HTTP/REST API. Skipped exporting HTTP/REST API."
+                )
 
     def _poll_config(self):
         """Server::PollFilesystemAndReloadConfig(), every --model_config_file_poll_wait_seconds."""

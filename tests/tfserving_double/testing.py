@@ -104,8 +104,9 @@ def _env(extra=None) -> dict:
 
 def run_double(args=(), timeout: float = 120, env=None) -> subprocess.CompletedProcess:
     """Run the double until it exits (start-up failures exit; a healthy server does not: use start_double)."""
-    return subprocess.run(command(args), capture_output=True, text=True, timeout=timeout, env=_env(env),
-                          check=False)
+    return subprocess.run(
+        command(args), capture_output=True, text=True, timeout=timeout, env=_env(env), check=False
+    )
 
 
 @dataclasses.dataclass
@@ -166,7 +167,9 @@ class Double:
             if self.process.poll() is not None:
                 raise DoubleExited(self.process.returncode, self.log())
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}; double log:\n{self.log()[-4000:]}")
+                raise TimeoutError(
+                    f"timed out after {timeout}s waiting for {what}; double log:\n{self.log()[-4000:]}"
+                )
             time.sleep(interval)
 
     def stop(self, timeout: float = 10) -> int:
@@ -214,13 +217,15 @@ def start_double(args=(), *, timeout: float = 120, env=None, log_dir=None):
     handle, log_name = tempfile.mkstemp(prefix="tfserving_double-", suffix=".log", dir=log_dir)
     log_path = pathlib.Path(log_name)
     with os.fdopen(handle, "wb") as log_file:
-        process = subprocess.Popen(command(args), stdout=log_file, stderr=subprocess.STDOUT, env=_env(env),
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command(args), stdout=log_file, stderr=subprocess.STDOUT, env=_env(env), start_new_session=True
+        )
     double = Double(process=process, grpc_port=grpc_port, rest_port=rest_port, log_path=log_path)
     try:
         ready_port = rest_port if rest_port else grpc_port
-        double.wait_for(lambda: _port_answers(double.host, ready_port), timeout=timeout,
-                        what=f"port {ready_port} to open")
+        double.wait_for(
+            lambda: _port_answers(double.host, ready_port), timeout=timeout, what=f"port {ready_port} to open"
+        )
         yield double
     finally:
         double.stop()
