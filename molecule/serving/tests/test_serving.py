@@ -1,0 +1,334 @@
+"""tfserving end to end, checked from the test machine: REST on the host container's address, the
+containers and files inside it, then hot updates and bad inventories driven through serving.yml.
+
+The tests run in file order: the first ones check what converge built, the later ones change it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+import requests
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+testinfra_hosts = ["tfs-serving-host"]
+
+HOST = "tfs-serving-host"
+SCENARIO = pathlib.Path(__file__).resolve().parent.parent
+DOUBLE_REPO = "172.17.0.1:5000/tfserving-double"
+PREDICT = {"instances": [1.0, 2.0, 5.0]}
+EXPECTED = [2.5, 3.0, 4.5]
+CONTAINERS = ("tfserving-main", "tfserving-tf2")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+@pytest.fixture(scope="module")
+def address():
+    """The host container's bridge address: the inner servers publish their ports there."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", HOST],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert re.match(r"^\d+\.\d+\.\d+\.\d+$", out), out
+    return out
+
+
+def rest(address, port, path, payload=None):
+    url = f"http://{address}:{port}{path}"
+    if payload is None:
+        return requests.get(url, timeout=10)
+    return requests.post(url, json=payload, timeout=30)
+
+
+def versions(address, port, model):
+    answer = rest(address, port, f"/v1/models/{model}")
+    assert answer.status_code == 200, answer.text
+    return {int(v["version"]): (v["state"], v["status"]["error_code"]) for v in answer.json()["model_version_status"]}
+
+
+def inspect(host, name):
+    return json.loads(host.check_output(f"docker inspect {name}"))[0]
+
+
+def identity(host):
+    """What a restart or recreation changes: container ID, start time, restart count."""
+    out = {}
+    for name in CONTAINERS:
+        data = inspect(host, name)
+        out[name] = (data["Id"], data["State"]["StartedAt"], data["RestartCount"], data["State"]["Running"])
+    return out
+
+
+def files_snapshot(host):
+    """Every file and directory the role manages on the host, with content hashes."""
+    listing = host.check_output("find /srv/tfserving /etc/tfserving /var/lib/tfserving -printf '%y %p\\n' | sort")
+    sums = host.check_output("find /etc/tfserving /var/lib/tfserving -type f -exec sha256sum {} + | sort")
+    return listing, sums
+
+
+def instances():
+    """The scenario's inventory, as converge used it (tests pass modified copies as extra vars)."""
+    return copy.deepcopy(yaml.safe_load((SCENARIO / "vars" / "instances.yml").read_text())["tfserving_instances"])
+
+
+def sources_dir():
+    return pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "model-sources"
+
+
+def run_serving(tmp_path, tfserving_instances):
+    """serving.yml (the tfserving role alone) against the scenario's host with these instances."""
+    extra = tmp_path / "extra-vars.json"
+    extra.write_text(json.dumps({"tfserving_instances": tfserving_instances}))
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg"))
+    proc = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            env["MOLECULE_INVENTORY_FILE"],
+            str(SCENARIO / "serving.yml"),
+            "-e",
+            f"@{extra}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output):
+    match = re.search(rf"{HOST}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
+    assert match, output[-3000:]
+    return {k: int(v) for k, v in zip(("ok", "changed", "unreachable", "failed"), match.groups(), strict=True)}
+
+
+def models_config(host, instance):
+    text = host.file(f"/etc/tfserving/{instance}/models.config").content_string
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(text, config)
+    return {m.name: m for m in config.model_config_list.config}
+
+
+# ---------------------------------------------------------------------------------------------
+# what converge built
+
+
+def test_every_version_is_available_over_rest(address):
+    assert versions(address, 8501, "half_plus_two") == {123: ("AVAILABLE", "OK"), 124: ("AVAILABLE", "OK")}
+    assert versions(address, 8501, "half_plus_two_cpu") == {123: ("AVAILABLE", "OK")}
+    assert versions(address, 9501, "half_plus_two_tf2") == {123: ("AVAILABLE", "OK")}
+
+
+@pytest.mark.parametrize("label,version", [("stable", 123), ("canary", 124)])
+def test_predict_on_each_label(address, label, version):
+    answer = rest(address, 8501, f"/v1/models/half_plus_two/labels/{label}:predict", PREDICT)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == EXPECTED
+    meta = rest(address, 8501, f"/v1/models/half_plus_two/labels/{label}/metadata")
+    assert meta.status_code == 200, meta.text
+    assert meta.json()["model_spec"]["version"] == str(version)
+
+
+def test_predict_on_the_other_models(address):
+    for port, model in ((8501, "half_plus_two_cpu"), (9501, "half_plus_two_tf2")):
+        answer = rest(address, port, f"/v1/models/{model}:predict", PREDICT)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == EXPECTED
+
+
+def test_each_instance_serves_only_its_own_models(address):
+    assert rest(address, 9501, "/v1/models/half_plus_two").status_code == 404
+    assert rest(address, 8501, "/v1/models/half_plus_two_tf2").status_code == 404
+
+
+def test_models_config_on_the_host_parses_with_tf_servings_schema(host):
+    main = models_config(host, "main")
+    assert sorted(main) == ["half_plus_two", "half_plus_two_cpu"]
+    assert list(main["half_plus_two"].model_version_policy.specific.versions) == [123, 124]
+    assert dict(main["half_plus_two"].version_labels) == {"stable": 123, "canary": 124}
+    assert main["half_plus_two"].base_path == "/models/half_plus_two"
+    assert list(models_config(host, "tf2")) == ["half_plus_two_tf2"]
+    assert host.file("/etc/tfserving/main/models.config").content_string.startswith("# Managed by Ansible")
+
+
+def test_model_repository_layout(host):
+    for path in (
+        "/srv/tfserving/models/main/half_plus_two/00000123/saved_model.pb",
+        "/srv/tfserving/models/main/half_plus_two/00000124/saved_model.pb",
+        "/srv/tfserving/models/main/half_plus_two_cpu/00000123/saved_model.pb",
+        "/srv/tfserving/models/tf2/half_plus_two_tf2/00000123/saved_model.pb",
+    ):
+        assert host.file(path).is_file, path
+    # No staging directory survives a run.
+    assert host.check_output("find /srv/tfserving -name '.tfserving-tmp-*'") == ""
+
+
+def test_containers_are_hardened_and_mount_read_only(host):
+    for name, instance in (("tfserving-main", "main"), ("tfserving-tf2", "tf2")):
+        data = inspect(host, name)
+        hc = data["HostConfig"]
+        assert hc["Privileged"] is False
+        assert hc["ReadonlyRootfs"] is True
+        assert hc["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in hc["SecurityOpt"]
+        assert hc["RestartPolicy"]["Name"] == "unless-stopped"
+        assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "50m"}}
+        mounts = {m["Destination"]: m for m in data["Mounts"]}
+        assert mounts["/models"]["Source"] == f"/srv/tfserving/models/{instance}"
+        assert mounts["/etc/tfserving"]["Source"] == f"/etc/tfserving/{instance}"
+        assert not mounts["/models"]["RW"] and not mounts["/etc/tfserving"]["RW"]
+        # No GPU runtime on this host: the GPU instance runs on CPU without device requests.
+        assert not hc.get("DeviceRequests")
+        assert hc.get("Runtime") in ("runc", None, "")
+
+
+def test_ports_are_published_on_the_bind_address(host):
+    ports = inspect(host, "tfserving-main")["HostConfig"]["PortBindings"]
+    assert ports == {
+        "8500/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8500"}],
+        "8501/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8501"}],
+    }
+    ports = inspect(host, "tfserving-tf2")["HostConfig"]["PortBindings"]
+    assert ports["8501/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "9501"}]
+
+
+def test_server_flags(host):
+    args = inspect(host, "tfserving-main")["Args"]
+    for flag in (
+        "--model_config_file=/etc/tfserving/models.config",
+        "--model_config_file_poll_wait_seconds=2",
+        "--file_system_poll_wait_seconds=1",
+        "--enable_batching=true",
+        "--batching_parameters_file=/etc/tfserving/batching.config",
+    ):
+        assert flag in args, args
+    assert "--monitoring_config_file=/etc/tfserving/monitoring.config" in inspect(host, "tfserving-tf2")["Args"]
+
+
+def test_monitoring_endpoint(address):
+    answer = rest(address, 9501, "/monitoring/prometheus/metrics")
+    assert answer.status_code == 200, answer.text
+    assert "# TYPE" in answer.text
+
+
+def test_fleet_is_pinned_to_a_digest_and_it_is_recorded(host):
+    for name, instance in (("tfserving-main", "main"), ("tfserving-tf2", "tf2")):
+        data = inspect(host, name)
+        assert data["Config"]["Image"].startswith(DOUBLE_REPO + "@sha256:"), data["Config"]["Image"]
+        record = json.loads(host.file(f"/var/lib/tfserving/{instance}.image.json").content_string)
+        assert record["image_id"] == data["Image"]
+        assert record["image"] == data["Config"]["Image"]
+        assert record["image"] in record["repo_digests"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inventories: refused in validation, nothing touched
+
+
+def _bad_duplicate_model():
+    inst = instances()
+    inst[0]["models"].append(copy.deepcopy(inst[0]["models"][1]))
+    return inst, "instance 'main', model 'half_plus_two_cpu', field 'name'"
+
+
+def _bad_colliding_ports():
+    inst = instances()
+    inst[1]["rest_port"] = 8501
+    return inst, "instance 'tf2', field 'rest_port': port 8501 is already the REST port of instance 'main'"
+
+
+def _bad_label_on_unserved_version():
+    inst = instances()
+    inst[0]["models"][0]["versions"] = [123]
+    return inst, "instance 'main', model 'half_plus_two', field 'labels.canary': label points at version 124"
+
+
+@pytest.mark.parametrize("case", [_bad_duplicate_model, _bad_colliding_ports, _bad_label_on_unserved_version])
+def test_bad_inventory_fails_in_validation_and_touches_nothing(host, address, tmp_path, case):
+    bad, expected = case()
+    before = identity(host), files_snapshot(host)
+    rc, output = run_serving(tmp_path, bad)
+    assert rc != 0
+    assert f"host '{HOST}', {expected}" in output, output[-3000:]
+    assert re.search(
+        r"TASK \[tfserving : Inventory describes a deployable set of servers and models\][^\n]*\n"
+        r"(?:[^\n]*\n)*?fatal: \[" + HOST,
+        output,
+    ), output[-3000:]
+    counts = recap(output)
+    assert counts["changed"] == 0 and counts["failed"] == 1
+    assert (identity(host), files_snapshot(host)) == before
+    assert versions(address, 8501, "half_plus_two") == {123: ("AVAILABLE", "OK"), 124: ("AVAILABLE", "OK")}
+
+
+# ---------------------------------------------------------------------------------------------
+# hot updates: no container restarts
+
+
+def test_hot_update_adds_a_version_and_moves_the_labels_without_restart(host, address, tmp_path):
+    before = identity(host)
+    src = sources_dir() / "half_plus_two"
+    shutil.copytree(src / "00000124", src / "00000125")
+    inst = instances()
+    inst[0]["models"][0].update(versions=[123, 124, 125], labels={"stable": 124, "canary": 125})
+    rc, output = run_serving(tmp_path, inst)
+    assert rc == 0, output[-4000:]
+    # The label moved in two steps: first 125 loaded under the old labels, then the labels moved.
+    assert re.search(
+        r"TASK \[tfserving : Moving labels first stay where they are[^\n]*\n"
+        r"(?:[^\n]*\n)*?changed: \[" + HOST,
+        output,
+    ), output[-4000:]
+    assert versions(address, 8501, "half_plus_two") == {
+        123: ("AVAILABLE", "OK"),
+        124: ("AVAILABLE", "OK"),
+        125: ("AVAILABLE", "OK"),
+    }
+    for label, version in (("stable", 124), ("canary", 125)):
+        meta = rest(address, 8501, f"/v1/models/half_plus_two/labels/{label}/metadata")
+        assert meta.json()["model_spec"]["version"] == str(version)
+        answer = rest(address, 8501, f"/v1/models/half_plus_two/labels/{label}:predict", PREDICT)
+        assert answer.json()["predictions"] == EXPECTED
+    assert identity(host) == before
+    assert host.file("/srv/tfserving/models/main/half_plus_two/00000125/saved_model.pb").is_file
+
+    # And the updated inventory converges to nothing more to do.
+    rc, output = run_serving(tmp_path, inst)
+    assert rc == 0, output[-4000:]
+    assert recap(output)["changed"] == 0, output[-4000:]
+
+
+def test_hot_update_removes_a_model_and_a_version_without_restart(host, address, tmp_path):
+    before = identity(host)
+    shutil.rmtree(sources_dir() / "half_plus_two" / "00000123")
+    inst = instances()
+    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
+    del inst[0]["models"][1]  # half_plus_two_cpu
+    rc, output = run_serving(tmp_path, inst)
+    assert rc == 0, output[-4000:]
+    gone = rest(address, 8501, "/v1/models/half_plus_two_cpu")
+    assert gone.status_code == 404 or all(v["state"] == "END" for v in gone.json()["model_version_status"])
+    assert rest(address, 8501, "/v1/models/half_plus_two_cpu:predict", PREDICT).status_code != 200
+    served = versions(address, 8501, "half_plus_two")
+    assert served[124] == ("AVAILABLE", "OK") and served[125] == ("AVAILABLE", "OK")
+    assert served.get(123, ("END", "OK"))[0] == "END"
+    assert not host.file("/srv/tfserving/models/main/half_plus_two_cpu").exists
+    assert not host.file("/srv/tfserving/models/main/half_plus_two/00000123").exists
+    assert sorted(models_config(host, "main")) == ["half_plus_two"]
+    assert identity(host) == before
