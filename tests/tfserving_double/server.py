@@ -180,6 +180,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _setup_logging()
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # die on ^C like the C++ binary, whatever is loading
+    # SIGTERM ends the server at once, also as a container's PID 1 (where a default action is ignored).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
     try:
         args = flags.parse(argv)
     except flags.FlagError as err:
