@@ -9,13 +9,15 @@
 #   tests/tfserving_double/build-image.sh            build if needed
 #   TFSERVING_DOUBLE_IMAGE=name:tag ...build-image.sh  another tag
 #   TFSERVING_DOUBLE_FORCE=1 ...build-image.sh         build even if the hash matches
+#   TFSERVING_DOUBLE_NO_CACHE=1 ...build-image.sh      and without Docker's layer cache (as a fresh machine)
+#   TFSERVING_DOUBLE_CACHE=dir ...build-image.sh       keep downloaded wheels in dir
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 image=${TFSERVING_DOUBLE_IMAGE:-tfserving-double:test}
 base=${TFSERVING_DOUBLE_BASE:-tfserving-ansible/base:bookworm}
 python=${TFSERVING_DOUBLE_PYTHON:-$root/.venv/bin/python}
-cache=$root/.cache/tfserving-double
+cache=${TFSERVING_DOUBLE_CACHE:-$root/.cache/tfserving-double}
 mkdir -p "$cache/wheels"
 
 if ! docker image inspect "$base" >/dev/null 2>&1; then
@@ -86,7 +88,9 @@ find "$here" -maxdepth 1 -name '*.py' ! -name testing.py -exec cp {} "$context/t
 
 echo "build-image: building $image (TF Serving TEST DOUBLE) from $base"
 start=$(date +%s)
-if ! docker build -q --build-arg "BASE=$base" --label "tfserving-double.hash=$want" -t "$image" "$context" \
+no_cache=()
+[ -n "${TFSERVING_DOUBLE_NO_CACHE:-}" ] && no_cache=(--no-cache)
+if ! docker build -q "${no_cache[@]}" --build-arg "BASE=$base" --label "tfserving-double.hash=$want" -t "$image" "$context" \
      >"$context/build.log" 2>&1; then
   cat "$context/build.log" >&2
   echo "build-image: docker build of $image failed" >&2
