@@ -14,9 +14,9 @@ import pytest
 from tfserving_double.testing import (
     TESTDATA,
     Double,
-    _env,
     command,
     copy_model_version,
+    double_env,
     free_port,
     run_double,
     start_double,
@@ -184,7 +184,7 @@ def test_ports_open_only_after_initial_loads_settle(tmp_path):
             command([*args, f"--port={grpc_port}", f"--rest_api_port={rest_port}"]),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env=double_env(),
         )
     double = Double(process, grpc_port, rest_port, log)
     try:

@@ -93,7 +93,8 @@ def command(args=()) -> list[str]:
     return [sys.executable, "-m", "tfserving_double", *args]
 
 
-def _env(extra=None) -> dict:
+def double_env(extra=None) -> dict:
+    """The environment the double runs with: importable package, loopback bind, quieter TensorFlow."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TFSERVING_DOUBLE_BIND_ADDRESS", "127.0.0.1")
@@ -105,7 +106,7 @@ def _env(extra=None) -> dict:
 def run_double(args=(), timeout: float = 120, env=None) -> subprocess.CompletedProcess:
     """Run the double until it exits (start-up failures exit; a healthy server does not: use start_double)."""
     return subprocess.run(
-        command(args), capture_output=True, text=True, timeout=timeout, env=_env(env), check=False
+        command(args), capture_output=True, text=True, timeout=timeout, env=double_env(env), check=False
     )
 
 
@@ -218,7 +219,11 @@ def start_double(args=(), *, timeout: float = 120, env=None, log_dir=None):
     log_path = pathlib.Path(log_name)
     with os.fdopen(handle, "wb") as log_file:
         process = subprocess.Popen(
-            command(args), stdout=log_file, stderr=subprocess.STDOUT, env=_env(env), start_new_session=True
+            command(args),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=double_env(env),
+            start_new_session=True,
         )
     double = Double(process=process, grpc_port=grpc_port, rest_port=rest_port, log_path=log_path)
     try:
