@@ -72,13 +72,14 @@ def inspect(host, name):
     return json.loads(host.check_output(f"docker inspect {name}"))[0]
 
 
-def identity(host):
+def identity_of(host, name):
     """What a restart or recreation changes: container ID, start time, restart count."""
-    out = {}
-    for name in CONTAINERS:
-        data = inspect(host, name)
-        out[name] = (data["Id"], data["State"]["StartedAt"], data["RestartCount"], data["State"]["Running"])
-    return out
+    data = inspect(host, name)
+    return data["Id"], data["State"]["StartedAt"], data["RestartCount"], data["State"]["Running"]
+
+
+def identity(host):
+    return {name: identity_of(host, name) for name in CONTAINERS}
 
 
 def files_snapshot(host):
@@ -354,3 +355,19 @@ def test_hot_update_removes_a_model_and_a_version_without_restart(host, address,
     assert not host.file("/srv/tfserving/models/main/half_plus_two/00000123").exists
     assert sorted(models_config(host, "main")) == ["half_plus_two"]
     assert identity(host) == before
+
+
+def test_an_absent_instance_is_removed_and_the_other_keeps_running(host, address, tmp_path):
+    main_before = identity(host)["tfserving-main"]
+    inst = instances()
+    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
+    del inst[0]["models"][1]
+    inst[1] = {"name": "tf2", "state": "absent"}
+    rc, output = run_serving(tmp_path, inst)
+    assert rc == 0, output[-4000:]
+    assert host.run("docker inspect tfserving-tf2").rc != 0
+    for path in ("/srv/tfserving/models/tf2", "/etc/tfserving/tf2", "/var/lib/tfserving/tf2.image.json"):
+        assert not host.file(path).exists, path
+    assert identity_of(host, "tfserving-main") == main_before
+    answer = rest(address, 8501, "/v1/models/half_plus_two/labels/stable:predict", PREDICT)
+    assert answer.json()["predictions"] == EXPECTED
