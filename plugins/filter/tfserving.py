@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import posixpath
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -29,6 +30,16 @@ MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 GPU_UUID_RE = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
 VERSION_DIR_RE = re.compile(r"^[0-9]+$")
 TEMP_PREFIX = ".tfserving-tmp-"
+
+# Docker's image reference grammar (github.com/distribution/reference, regexp.go): a lowercase path of
+# components, optionally after a registry host[:port], then an optional tag and an optional digest.
+_REF_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REF_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_REF_DOMAIN = rf"(?:{_REF_LABEL}(?:\.{_REF_LABEL})*|\[[0-9a-fA-F:]+\])"
+IMAGE_PATH_RE = re.compile(rf"^{_REF_COMPONENT}(?:/{_REF_COMPONENT})*$")
+IMAGE_DOMAIN_RE = re.compile(rf"^{_REF_DOMAIN}(?::[0-9]+)?$")
+IMAGE_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+IMAGE_DIGEST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
 
 PLATFORMS = ("tensorflow",)
 POLICIES = ("latest", "all", "specific")
@@ -263,6 +274,61 @@ def _listing_versions(listing):
     return {int(v["version"]): v["name"] for v in listing.get("versions") or []}
 
 
+def image_ref_problem(ref):
+    """'' for a reference Docker accepts, else why it does not (Docker's own parser rules)."""
+    if not isinstance(ref, str) or not ref:
+        return "expected an image reference (name:tag or name@sha256:digest)"
+    name, _, digest = ref.partition("@")
+    if "@" in ref and not IMAGE_DIGEST_RE.match(digest):
+        return "the digest after '@' is not algorithm:hex (sha256:...)"
+    head, _, last = name.rpartition("/")
+    last, colon, tag = last.partition(":")
+    if colon and not IMAGE_TAG_RE.match(tag):
+        return "the tag after ':' must be letters, digits, '_', '.' or '-' (at most 128, not starting with '.' or '-')"
+    name = f"{head}/{last}" if head else last
+    domain, slash, path = name.partition("/")
+    # Docker reads the first component as a registry host when it has '.', ':' or is localhost.
+    if not slash or not ("." in domain or ":" in domain or domain == "localhost" or domain != domain.lower()):
+        domain, path = "", name
+    if domain and not IMAGE_DOMAIN_RE.match(domain):
+        return f"registry host {domain!r} is not host[:port]"
+    if not IMAGE_PATH_RE.match(path):
+        return "the repository name must be lowercase letters, digits and separators ('.', '_', '-', '/')"
+    if len(name) > 255:
+        return "the name is longer than 255 characters"
+    return ""
+
+
+def _mounts(inst, cfg):
+    """(container path, host path) of every directory the instance's container sees, longest first."""
+    out = []
+    iname = inst.get("name") if isinstance(inst, dict) else None
+    if isinstance(iname, str) and NAME_RE.match(iname):
+        out.append((cfg["container_model_path"], "{}/{}".format(cfg["model_root"].rstrip("/"), iname)))
+        out.append((cfg["container_config_path"], "{}/{}".format(cfg["config_root"].rstrip("/"), iname)))
+    mounts = inst.get("extra_mounts") if isinstance(inst, dict) else None
+    for mount in mounts if isinstance(mounts, list) else []:
+        if (
+            isinstance(mount, dict)
+            and all(isinstance(mount.get(k), str) and mount[k].startswith("/") for k in ("source", "target"))
+        ):
+            out.append((mount["target"], mount["source"]))
+    return sorted(((t.rstrip("/") or "/", h.rstrip("/") or "/") for t, h in out), key=lambda m: -len(m[0]))
+
+
+def _host_path(base, mounts):
+    """(host path, mount target) where the host keeps a container path, or (None, None) when no
+    mount of the container holds it (URIs and relative paths too)."""
+    if not isinstance(base, str) or not base.startswith("/"):
+        return None, None
+    norm = posixpath.normpath(base)
+    for target, host in mounts:
+        if norm == target or norm.startswith(target.rstrip("/") + "/"):
+            rest = norm[len(target) :].lstrip("/")
+            return (posixpath.join(host, rest) if rest else host), target
+    return None, None
+
+
 def _model_kind(model):
     if model.get("source"):
         return "source"
@@ -298,6 +364,11 @@ def model_refs(instances, settings=None):
             if not isinstance(mname, str) or not NAME_RE.match(mname):
                 continue
             kind = _model_kind(model)
+            host_path = "{}/{}/{}".format(cfg["model_root"].rstrip("/"), iname, mname)
+            if kind == "remote":
+                # The directory the server will read, as the host sees it through the container's
+                # mounts (None for URIs and paths no mount holds: nothing to list).
+                host_path = _host_path(model.get("base_path"), _mounts(inst, cfg))[0]
             out.append(
                 {
                     "key": _key(iname, mname),
@@ -305,7 +376,7 @@ def model_refs(instances, settings=None):
                     "model": mname,
                     "kind": kind,
                     "source": model.get("source") if kind == "source" else None,
-                    "host_path": "{}/{}/{}".format(cfg["model_root"].rstrip("/"), iname, mname),
+                    "host_path": host_path,
                 }
             )
     return out
@@ -386,7 +457,7 @@ def _validate_batching_parameters(errors, iname, params, prefix):
             )
 
 
-def _validate_model(errors, iname, index, model, names, listings):
+def _validate_model(errors, iname, index, model, names, listings, mounts=None):
     if not isinstance(model, dict):
         errors.add(f"expected a mapping, got {model!r}", iname, None, f"models[{index}]")
         return
@@ -442,6 +513,19 @@ def _validate_model(errors, iname, index, model, names, listings):
                 mname,
                 "base_path",
             )
+        elif (
+            base.startswith("/")
+            and not model.get("source")
+            and mounts is not None
+            and _host_path(base, mounts)[0] is None
+        ):
+            errors.add(
+                "{!r} is not inside a directory mounted into the container ({}); the server would never "
+                "find it. Add an extra_mounts entry for it".format(base, ", ".join(sorted(t for t, _ in mounts))),
+                iname,
+                mname,
+                "base_path",
+            )
 
     # What is on disk decides what latest/all serve and what a label may point at.
     known = None
@@ -450,6 +534,23 @@ def _validate_model(errors, iname, index, model, names, listings):
         known = _validate_listing(errors, iname, mname, listing.get("source"), "source", model["source"])
     elif kind == "host":
         known = _validate_listing(errors, iname, mname, listing.get("host"), "versions", "the host's model directory")
+    elif kind == "remote" and listing.get("host") and mounts and _host_path(model.get("base_path"), mounts)[0]:
+        # A base path the server cannot list makes TF Serving wait for it forever: its config poll (or
+        # a reload) never finishes, and no later config change is applied. Refused before any write.
+        host_path, target = _host_path(model["base_path"], mounts)
+        if not listing["host"].get("exists") and not listing["host"].get("failed"):
+            errors.add(
+                "{!r} does not exist: {} on the host (mounted at {}) is missing. TF Serving would wait for it "
+                "forever and apply no later config change; nothing was written".format(
+                    model["base_path"], host_path, target
+                ),
+                iname,
+                mname,
+                "base_path",
+            )
+            known = set()
+        else:
+            known = _validate_listing(errors, iname, mname, listing["host"], "base_path", f"{host_path} on the host")
 
     policy = _policy(model)
     if policy not in POLICIES:
@@ -629,8 +730,13 @@ def _validate_instance(errors, index, inst, listings, cfg):
         errors.add("a device is listed twice: {!r}".format(inst.get("gpus")), shown, None, "gpus")
     if "gpu_sharing" in inst and not isinstance(inst["gpu_sharing"], bool):
         errors.add("expected true or false", shown, None, "gpu_sharing")
-    if "image" in inst and not (isinstance(inst["image"], str) and inst["image"].strip()):
-        errors.add("expected an image reference (name:tag or name@sha256:digest)", shown, None, "image")
+    if "image" in inst and image_ref_problem(inst["image"]):
+        errors.add(
+            "{!r} is not an image reference Docker accepts: {}".format(inst["image"], image_ref_problem(inst["image"])),
+            shown,
+            None,
+            "image",
+        )
 
     for field in ("model_config_poll_wait_seconds", "file_system_poll_wait_seconds"):
         # 0 means "read once": model changes would then need a restart, which this role never does.
@@ -712,7 +818,9 @@ def _validate_instance(errors, index, inst, listings, cfg):
         models = []
     names = set()
     for pos, model in enumerate(models):
-        _validate_model(errors, shown, pos, model, names, listings)
+        # Where base paths are depends on the instance's name (its directories): unknown while it is invalid.
+        mounts = _mounts(inst, cfg) if isinstance(iname, str) and NAME_RE.match(iname) else None
+        _validate_model(errors, shown, pos, model, names, listings, mounts)
     return {
         "name": shown,
         "grpc": _port(grpc),
@@ -748,6 +856,13 @@ def validate(instances, host="", listings=None, settings=None):
             errors.add(f"expected an integer >= 1, got {cfg[key]!r}", field="tfserving_" + key)
     if cfg["gpu_mode"] not in GPU_MODES:
         errors.add("expected one of {}, got {!r}".format(", ".join(GPU_MODES), cfg["gpu_mode"]), field="gpu_mode")
+    for key in ("image_gpu", "image_cpu"):
+        # Checked here, not when Docker pulls: by then the models and configs would have changed.
+        if image_ref_problem(cfg[key]):
+            errors.add(
+                f"{cfg[key]!r} is not an image reference Docker accepts: {image_ref_problem(cfg[key])}",
+                field="tfserving_" + key,
+            )
     if cfg["batching_parameters"]:
         _validate_batching_parameters(errors, None, cfg["batching_parameters"], "tfserving_batching_parameters.")
 
@@ -829,7 +944,9 @@ def _model_plan(iname, model, listings, cfg, model_dir):
         "publish": [],
         "retire": [],
         "stale_temp": sorted(
-            f"{model_dir}/{mname}/{n}" for n in host_listing.get("other") or [] if n.startswith(TEMP_PREFIX)
+            f"{model_dir}/{mname}/{n}"
+            for n in (host_listing.get("other") or [] if kind != "remote" else [])
+            if n.startswith(TEMP_PREFIX)
         ),
     }
     if kind == "source" and source_versions is not None:

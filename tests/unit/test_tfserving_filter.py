@@ -56,7 +56,13 @@ def listings_for(instances, host_paths=None):
         if ref["source"]:
             entry["source"] = tmv.inspect(ref["source"])
         path = (host_paths or {}).get(ref["key"])
-        entry["host"] = tmv.inspect(str(path)) if path else {"exists": False, "versions": [], "other": []}
+        if ref["kind"] == "remote":
+            # The role lists a base path read in place where the host keeps it (none for URIs).
+            path = path or ref["host_path"]
+            if path:
+                entry["host"] = tmv.inspect(str(path))
+        else:
+            entry["host"] = tmv.inspect(str(path)) if path else {"exists": False, "versions": [], "other": []}
         out[ref["key"]] = entry
     return out
 
@@ -128,8 +134,10 @@ def test_rejects_relative_base_path():
 
 def test_accepts_absolute_and_uri_base_paths():
     inst = inventory()
+    # An absolute path must be one the container sees: here through an extra mount of real versions.
+    inst[1]["extra_mounts"] = [{"source": str(TF), "target": "/mnt/models"}]
     inst[1]["models"] += [
-        {"name": "nfs", "base_path": "/mnt/models/nfs"},
+        {"name": "nfs", "base_path": "/mnt/models/saved_model_half_plus_two_cpu"},
         {"name": "s3", "base_path": "s3://b/m"},
     ]
     assert errors_of(inst) == []
