@@ -1,7 +1,10 @@
 """Every role's meta/argument_specs.yml must declare exactly the variables of defaults/main.yml,
-with the same default values, so the documented interface cannot drift from the real one."""
+with the same default values, and its README must name every option (nested keys such as
+tfserving_instances[].models[].labels included), so the documented interface cannot drift from the
+real one."""
 
 import pathlib
+import re
 import sys
 
 import yaml
@@ -30,10 +33,34 @@ def problems_for(role: pathlib.Path) -> list[str]:
                 f"{role.name}: {name} default differs: argument_specs {options[name]['default']!r}"
                 f" vs defaults {defaults[name]!r}"
             )
-        readme = role / "README.md"
-        if readme.exists() and name not in readme.read_text():
-            out.append(f"{role.name}: {name} is not documented in README.md")
+    out += readme_problems(role, spec_file)
     return out
+
+
+def _nested(options, path=()):
+    """(dotted path, name) of every sub-option below the top-level variables, depth first."""
+    for name, option in (options or {}).items():
+        if path:
+            yield ".".join((*path, name)), name
+        yield from _nested((option or {}).get("options"), (*path, name))
+
+
+def readme_problems(role: pathlib.Path, spec_file: pathlib.Path) -> list[str]:
+    """Options of every entry point, and their nested keys, that the README does not name."""
+    readme = role / "README.md"
+    if not readme.exists():
+        return [f"{role.name}: README.md is missing"]
+    text = readme.read_text()
+    out = []
+    for entry, spec in (yaml.safe_load(spec_file.read_text())["argument_specs"] or {}).items():
+        options = (spec or {}).get("options") or {}
+        for name in options:
+            if name not in text:
+                out.append(f"{role.name}: {name} (entry point {entry}) is not documented in README.md")
+        for dotted, name in _nested(options):
+            if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+                out.append(f"{role.name}: key {dotted} (entry point {entry}) is not documented in README.md")
+    return sorted(set(out))
 
 
 def main() -> int:
