@@ -1,0 +1,728 @@
+# Copyright: the tfserving-ansible authors
+# Apache License 2.0
+"""Filters of the fleet rollout (role tfserving_rollout): pure data transforms, no I/O.
+
+- ``tfserving_models_config_parse``: a models.config (protobuf text format) as
+  {model: {name, base_path, platform, policy, versions, num_versions, labels}}.
+- ``tfserving_rollout_validate``: every problem of a rollout description (the list the operator
+  passes), before any host is touched.
+- ``tfserving_rollout_targets``: on one host, which instance/model each rollout entry touches, with
+  the paths and ports to use.
+- ``tfserving_rollout_plan``: from the targets and what the host has now (its models.config, its
+  version directories, the rollout source listings), the instance data of each step of a rollout:
+  ``serve`` (the new version loaded beside the versions served now, labels unchanged), ``promote``
+  (labels moved, old versions retired by policy) and ``restore`` (labels back on the previous versions,
+  used when a rollout fails after the labels moved), plus what to publish and what to record in the
+  inventory.
+- ``tfserving_rollout_summary``: the per-host outcomes of a rollout as a text table and Markdown.
+
+Version policy of the steps: ``serve`` always uses ``specific`` (the versions served now plus the new
+one, so nothing unloads while the new version is checked). ``promote`` keeps ``latest``/``all``
+unless the entry asks for ``versions`` or ``keep_previous``; with ``specific`` it serves the new
+version, the ``keep_previous`` newest versions served before, and every version a label that does not
+move still points at.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+TEMP_PREFIX = ".tfserving-tmp-"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+ENTRY_KEYS = {
+    "model", "version", "instance", "source", "labels", "keep_previous", "versions", "check", "on_host_only",
+}
+CHECK_KEYS = {
+    "instances", "inputs", "expected", "signature_name", "tolerance", "relative_tolerance", "previous_expected",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# models.config parsing (protobuf text format, the subset ModelServerConfig uses)
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<comment>\#[^\n]*)
+      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
+      | (?P<punct>[{}<>:;,\[\]])
+    )""",
+    re.VERBOSE,
+)
+
+
+def _tokens(text):
+    pos = 0
+    text = text or ""
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            return
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise AnsibleFilterError(f"models.config: cannot parse near {text[pos:pos + 40]!r}")
+        pos = match.end()
+        kind = match.lastgroup
+        if kind == "comment":
+            continue
+        value = match.group(kind)
+        if kind == "string":
+            value = bytes(value[1:-1], "utf-8").decode("unicode_escape")
+        elif kind == "number":
+            value = float(value) if "." in value else int(value)
+        yield kind, value
+
+
+def _parse_fields(tokens, closing=None):
+    """[(field, value)] where value is a scalar or a nested list of fields."""
+    fields = []
+    for kind, value in tokens:
+        if kind == "punct" and value in ";,":
+            continue
+        if kind == "punct" and value == closing:
+            return fields
+        if kind != "ident":
+            raise AnsibleFilterError(f"models.config: expected a field name, found {value!r}")
+        name = value
+        kind, value = next(tokens, (None, None))
+        if kind == "punct" and value == ":":
+            kind, value = next(tokens, (None, None))
+        if kind == "punct" and value in "{<":
+            fields.append((name, _parse_fields(tokens, "}" if value == "{" else ">")))
+        elif kind == "punct" and value == "[":
+            items = []
+            for kind, value in tokens:
+                if kind == "punct" and value == "]":
+                    break
+                if kind == "punct" and value == ",":
+                    continue
+                items.append(value)
+            fields += [(name, item) for item in items]
+        elif kind in ("string", "number", "ident"):
+            fields.append((name, value))
+        else:
+            raise AnsibleFilterError(f"models.config: field {name} has no value")
+    if closing is not None:
+        raise AnsibleFilterError("models.config: unbalanced braces")
+    return fields
+
+
+def _get(fields, name, default=None):
+    for key, value in fields:
+        if key == name:
+            return value
+    return default
+
+
+def _all(fields, name):
+    return [value for key, value in fields if key == name]
+
+
+def parse_models_config(text):
+    """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
+    if not text or not str(text).strip():
+        return {}
+    top = _parse_fields(_tokens(str(text)))
+    out = {}
+    for model_list in _all(top, "model_config_list"):
+        for config in _all(model_list, "config"):
+            name = _get(config, "name")
+            policy_fields = _get(config, "model_version_policy") or []
+            policy, versions, num = "latest", [], 1
+            if _get(policy_fields, "specific") is not None:
+                policy = "specific"
+                versions = sorted(int(v) for v in _all(_get(policy_fields, "specific"), "versions"))
+                num = None
+            elif _get(policy_fields, "all") is not None:
+                policy, num = "all", None
+            elif _get(policy_fields, "latest") is not None:
+                num = int(_get(_get(policy_fields, "latest"), "num_versions", 1) or 1)
+            labels = {}
+            for entry in _all(config, "version_labels"):
+                labels[str(_get(entry, "key"))] = int(_get(entry, "value"))
+            out[name] = {
+                "name": name,
+                "base_path": _get(config, "base_path"),
+                "platform": _get(config, "model_platform"),
+                "policy": policy,
+                "versions": versions,
+                "num_versions": num,
+                "labels": dict(sorted(labels.items())),
+            }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# validation of the rollout description
+
+
+def _int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def validate(rollouts):
+    """Problems of a rollout description, each naming the entry; [] when it can be rolled out."""
+    problems = []
+    if not isinstance(rollouts, list) or not rollouts:
+        return ["expected a non-empty list of rollout entries ({model, version, ...})"]
+    seen = set()
+    for index, entry in enumerate(rollouts):
+        where = f"rollout entry {index + 1}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping with model and version, found {entry!r}")
+            continue
+        where = "rollout entry {} ({} {})".format(index + 1, entry.get("model"), entry.get("version"))
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
+        if not isinstance(entry.get("model"), str) or not NAME_RE.match(entry.get("model") or ""):
+            problems.append(f"{where}: model must be a model name")
+        version = _int(entry.get("version"))
+        if version is None or version <= 0:
+            problems.append(f"{where}: version must be a positive integer, found {entry.get('version')!r}")
+        key = (entry.get("instance"), entry.get("model"))
+        if key in seen:
+            problems.append(f"{where}: model {entry.get('model')} is listed twice; roll one version per model")
+        seen.add(key)
+        if entry.get("instance") is not None and not NAME_RE.match(str(entry["instance"])):
+            problems.append(f"{where}: instance must be an instance name")
+        labels = entry.get("labels", [])
+        if labels != "all" and (
+            not isinstance(labels, list) or not all(isinstance(x, str) and LABEL_RE.match(x) for x in labels)
+        ):
+            problems.append(f"{where}: labels must be a list of label names or 'all', found {labels!r}")
+        keep = entry.get("keep_previous")
+        if keep is not None and keep != "all" and (_int(keep) is None or _int(keep) < 0):
+            problems.append(f"{where}: keep_previous must be a number >= 0 or 'all', found {keep!r}")
+        versions = entry.get("versions")
+        if versions is not None:
+            if not isinstance(versions, list) or any(_int(v) is None or _int(v) <= 0 for v in versions):
+                problems.append(f"{where}: versions must be a list of positive integers, found {versions!r}")
+            elif version is not None and version not in [_int(v) for v in versions]:
+                problems.append(f"{where}: versions {versions} must include the version rolled out ({version})")
+        check = entry.get("check")
+        if check is not None:
+            if not isinstance(check, dict):
+                problems.append(f"{where}: check must be a mapping (instances or inputs, expected)")
+            else:
+                unknown = sorted(set(check) - CHECK_KEYS)
+                if unknown:
+                    problems.append(f"{where}: unknown check key(s) {', '.join(unknown)}")
+                if ("instances" in check) == ("inputs" in check):
+                    problems.append(f"{where}: check needs exactly one of instances (row format) or inputs (columnar)")
+                if "expected" not in check:
+                    problems.append(f"{where}: check needs expected, the outputs the new version must answer")
+        if entry.get("source") is not None and not str(entry["source"]).startswith("/"):
+            problems.append(f"{where}: source must be an absolute directory on the control node")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# targets on one host
+
+
+def _check_address(bind):
+    address = ipaddress.ip_address(str(bind))
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return str(address)
+
+
+def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root="/etc/tfserving",
+            bind_address="0.0.0.0"):
+    """[{key, instance, model, version, ...}]: the instance/model pairs of this host each entry touches.
+
+    An entry without ``instance`` touches every present instance of the host that serves the model;
+    an entry whose model this host does not serve touches nothing here. An entry that names an instance
+    that does not serve the model is an error.
+    """
+    problems = validate(rollouts)
+    if problems:
+        raise AnsibleFilterError("tfserving_rollout_targets: invalid rollout:\n" + "\n".join(problems))
+    out = []
+    present = [i for i in instances or [] if isinstance(i, dict) and i.get("state", "present") == "present"]
+    for entry in rollouts:
+        found = False
+        for inst in present:
+            if entry.get("instance") not in (None, inst["name"]):
+                continue
+            model = next((m for m in inst.get("models") or [] if m.get("name") == entry["model"]), None)
+            if model is None:
+                continue
+            found = True
+            source = entry.get("source") or (None if entry.get("on_host_only") else model.get("source"))
+            host_dir = "{}/{}/{}".format(model_root.rstrip("/"), inst["name"], entry["model"])
+            check = _check_address(inst.get("bind_address", bind_address))
+            rest_port = _int(inst.get("rest_port", 8501))
+            out.append(
+                {
+                    "key": "{}/{}".format(inst["name"], entry["model"]),
+                    "instance": inst["name"],
+                    "model": entry["model"],
+                    "version": _int(entry["version"]),
+                    "inventory_model": copy.deepcopy(model),
+                    "source": source,
+                    "on_host_only": bool(entry.get("on_host_only")),
+                    "host_dir": host_dir,
+                    "config_path": "{}/{}/models.config".format(config_root.rstrip("/"), inst["name"]),
+                    "check_address": check,
+                    "rest_port": rest_port,
+                    "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
+                    "labels": "all" if entry.get("labels") == "all" else list(entry.get("labels") or []),
+                    "keep_previous": entry.get("keep_previous"),
+                    "versions": None if entry.get("versions") is None else sorted(_int(v) for v in entry["versions"]),
+                    "check": entry.get("check"),
+                }
+            )
+        if not found and entry.get("instance") is not None:
+            if any(i["name"] == entry["instance"] for i in present):
+                raise AnsibleFilterError(
+                    "tfserving_rollout_targets: instance {} does not serve model {} on this host".format(
+                        entry["instance"], entry["model"]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan of one host
+
+
+def _listing_versions(listing):
+    if not listing or not listing.get("exists"):
+        return {}
+    return {int(v["version"]): v for v in listing.get("versions") or []}
+
+
+def _available(statuses, model):
+    return sorted(int(s["version"]) for s in (statuses or {}).get(model) or [] if s.get("state") == "AVAILABLE")
+
+
+def plan(targets_, instances, configs, host_listings, source_listings, statuses=None, staging=True):
+    """What each step of the rollout sets, for one host.
+
+    ``configs``: {instance: models.config text on the host, or None}; ``host_listings`` /
+    ``source_listings``: {target key: tfserving_model_versions result of the host directory / the
+    rollout source (None without source)}; ``statuses``: {instance: tfserving_model_status ``statuses``
+    of the check before the rollout}. With ``staging``, a version that is published is first served
+    under a separate model name, ``<model>.rollout``, from its own directory, and checked there: the
+    model's clients (by label, by version or newest) never reach a version that has not answered.
+    Returns {problems, targets, publish, stage, serve, promote, restore}.
+    """
+    statuses = statuses or {}
+    problems = []
+    planned = []
+    overrides = {"stage": {}, "serve": {}, "promote": {}, "restore": {}}
+    added = {}
+    parsed = {}
+    for inst, text in (configs or {}).items():
+        try:
+            parsed[inst] = parse_models_config(text)
+        except AnsibleFilterError as err:
+            problems.append(f"instance {inst}: its models.config cannot be read: {err}")
+            parsed[inst] = {}
+    for target in targets_ or []:
+        where = "instance {}, model {}, version {}".format(target["instance"], target["model"], target["version"])
+        version = target["version"]
+        current = parsed.get(target["instance"], {}).get(target["model"])
+        if current is None:
+            problems.append(
+                f"{where}: the server does not serve this model yet (not in {target['config_path']}); "
+                "deploy it with site.yml first")
+            continue
+        if target["inventory_model"].get("base_path"):
+            problems.append(
+                f"{where}: the model is read from base_path {target['inventory_model']['base_path']}; a rollout "
+                "publishes versions into the model repository on the host, so it needs a model with source or "
+                "host-managed versions")
+            continue
+        on_host = _listing_versions(host_listings.get(target["key"]))
+        in_source = _listing_versions(source_listings.get(target["key"]))
+        available = _available(statuses.get(target["instance"]), target["model"])
+        if current["policy"] == "specific":
+            served = sorted(current["versions"])
+        else:
+            served = available
+        publish = None
+        if version in on_host:
+            if not on_host[version].get("saved_model"):
+                problems.append(
+                    f"{where}: {target['host_dir']}/{on_host[version]['name']} is on the host but holds no "
+                    "saved_model.pb; remove it or roll out another version number")
+        elif target["on_host_only"]:
+            problems.append(
+                f"{where}: version {version} is not on the host ({target['host_dir']} has "
+                f"{', '.join(str(v) for v in sorted(on_host)) or 'no versions'}); roll back to a version "
+                "that was deployed")
+        elif not target["source"]:
+            problems.append(
+                f"{where}: version {version} is not on the host and the model has no source; set source "
+                "to the control node directory that holds the version directory")
+        elif version not in in_source:
+            listing = source_listings.get(target["key"]) or {}
+            found = ", ".join(str(v) for v in sorted(in_source)) or "no versions"
+            what = "does not exist" if not listing.get("exists") else f"has {found}"
+            problems.append(
+                f"{where}: the source {target['source']} {what}; expected a directory named {version} "
+                f"(or zero-padded, like {version:08d}) in it")
+        elif listing_kind(source_listings.get(target["key"])) != "directory":
+            problems.append(f"{where}: the source {target['source']} must be a directory for a rollout")
+        else:
+            name = in_source[version]["name"]
+            staging_model = "{}.rollout".format(target["model"]) if staging else None
+            if staging_model and not NAME_RE.match(staging_model):
+                problems.append(
+                    f"{where}: the model name is too long for the check model {staging_model} (63 characters "
+                    "at most); set tfserving_rollout_staging: false")
+            instance_dir = target["host_dir"].rsplit("/", 1)[0]
+            into = f"{instance_dir}/{staging_model}" if staging else target["host_dir"]
+            publish = {
+                "key": target["key"],
+                "source": "{}/{}".format(target["source"].rstrip("/"), name),
+                "name": name,
+                "version": version,
+                "dir": into,
+                "staged": f"{into}/{TEMP_PREFIX}{name}",
+                "path": f"{into}/{name}",
+                "final": "{}/{}".format(target["host_dir"], name),
+                "staging_model": staging_model,
+            }
+        labels_now = dict(current["labels"])
+        # "all": every label the model has on this host.
+        moved = sorted(labels_now) if target["labels"] == "all" else list(target["labels"])
+        unknown = [label for label in moved if label not in labels_now]
+        # A label the model does not have yet is created on the new version (after the checks).
+        previous_served = sorted(v for v in served if v != version)
+        serve_versions = sorted(set(served) | set(labels_now.values()) | {version})
+        labels_after = dict(labels_now)
+        labels_after.update({label: version for label in moved})
+        kept_by_labels = {v for k, v in labels_after.items() if k not in moved}
+        if target["versions"] is not None:
+            policy_after = {"version_policy": "specific", "versions": sorted(set(target["versions"]))}
+            missing = sorted(kept_by_labels - set(target["versions"]))
+            if missing:
+                problems.append(
+                    f"{where}: versions {target['versions']} leave label(s) "
+                    + ", ".join(f"{k} -> {v}" for k, v in sorted(labels_after.items()) if v in missing)
+                    + " pointing at a version that is no longer served; move them too (labels) or keep "
+                    "those versions")
+        elif current["policy"] == "specific" or target["keep_previous"] is not None:
+            keep = target["keep_previous"] if target["keep_previous"] is not None else 1
+            kept = previous_served if keep == "all" else (previous_served[-int(keep):] if int(keep) else [])
+            policy_after = {
+                "version_policy": "specific",
+                "versions": sorted(set(kept) | kept_by_labels | {version}),
+            }
+        else:
+            newest = max([*on_host, version])
+            if version != newest:
+                problems.append(
+                    f"{where}: the model's policy is {current['policy']} and the host has newer version "
+                    f"{newest}; the server would not serve {version} alone. Set versions or keep_previous "
+                    "to switch to a specific policy")
+            policy_after = {"version_policy": current["policy"]}
+            if current["policy"] == "latest":
+                policy_after["num_versions"] = current["num_versions"] or 1
+        base = {k: v for k, v in target["inventory_model"].items() if k not in ("source", "base_path")}
+        base.pop("num_versions", None)
+        base.pop("versions", None)
+        serve_model = {**base, "version_policy": "specific", "versions": serve_versions, "labels": labels_now}
+        promote_model = {**base, **policy_after, "labels": labels_after}
+        restore_model = {
+            **base,
+            "version_policy": "specific",
+            "versions": sorted(set(served) | set(labels_now.values()) | {version}),
+            "labels": labels_now,
+        }
+        current_model = {**base, "version_policy": current["policy"], "labels": labels_now}
+        if current["policy"] == "specific":
+            current_model["versions"] = current["versions"]
+        elif current["policy"] == "latest":
+            current_model["num_versions"] = current["num_versions"] or 1
+        if publish and publish["staging_model"]:
+            overrides["stage"][target["key"]] = current_model
+            added.setdefault(target["instance"], []).append(
+                {"name": publish["staging_model"], "version_policy": "specific", "versions": [version]})
+        overrides["serve"][target["key"]] = serve_model
+        overrides["promote"][target["key"]] = promote_model
+        overrides["restore"][target["key"]] = restore_model
+        planned.append(
+            {
+                **{k: target[k] for k in ("key", "instance", "model", "version", "check_address", "rest_port",
+                                           "rest_url", "host_dir", "config_path", "check", "source")},
+                "labels": moved,
+                "publish": publish,
+                "staged": bool(publish and publish["staging_model"]),
+                # The serve step changes nothing when the version is served already (a rollback).
+                "serve_changes": not (current["policy"] == "specific" and version in current["versions"]),
+                "created_labels": unknown,
+                # After a restore: what the servers must no longer serve (404 counts as not served).
+                "unload_checks": (
+                    [{"url": "{}/v1/models/{}".format(target["rest_url"], target["model"]), "versions": [version]}]
+                    + ([{"url": "{}/v1/models/{}".format(target["rest_url"], publish["staging_model"]),
+                         "versions": None}] if publish and publish["staging_model"] else [])
+                ) if publish else [],
+                "previous": {
+                    "policy": current["policy"],
+                    "versions": served,
+                    "num_versions": current["num_versions"],
+                    "labels": labels_now,
+                    "available": available,
+                },
+                "after": {**policy_after, "labels": labels_after},
+                "record": {
+                    "instance": target["instance"],
+                    "model": target["model"],
+                    **policy_after,
+                    "labels": labels_after,
+                },
+                "previous_expectations": _expectations(target["model"], current["policy"], served, labels_now),
+                "serve_expectations": _expectations(target["model"], "specific", serve_versions, labels_now),
+                "promote_expectations": _expectations(
+                    target["model"], policy_after["version_policy"], policy_after.get("versions") or [version],
+                    labels_after, newest=version),
+            }
+        )
+    return {
+        "problems": problems,
+        "targets": planned,
+        "publish": [t["publish"] for t in planned if t["publish"]],
+        "stage": _apply(instances, overrides["stage"], added) if added else [],
+        "serve_needed": any(t["serve_changes"] for t in planned),
+        "serve": _apply(instances, overrides["serve"]),
+        "promote": _apply(instances, overrides["promote"]),
+        "restore": _apply(instances, overrides["restore"]),
+    }
+
+
+def previous_checks(targets_, configs):
+    """[{instance, check_address, rest_port, models}]: what must be AVAILABLE before a rollout touches
+    an instance (its current config, as the server serves it now), one entry per instance."""
+    out = {}
+    for target in targets_ or []:
+        try:
+            current = parse_models_config((configs or {}).get(target["instance"])).get(target["model"])
+        except AnsibleFilterError:
+            current = None
+        entry = out.setdefault(target["instance"], {
+            "instance": target["instance"],
+            "check_address": target["check_address"],
+            "rest_port": target["rest_port"],
+            "models": [],
+        })
+        if current is None:
+            # Not served yet: the plan refuses it; ask for the model so the report says what the server knows.
+            entry["models"].append({"name": target["model"]})
+            continue
+        entry["models"] += _expectations(target["model"], current["policy"], current["versions"], current["labels"])
+    return list(out.values())
+
+
+def snapshot(targets_, slurp_results):
+    """{instance: its models.config text on the host, or None when there is none} from slurp results."""
+    by_path = {}
+    for result in slurp_results or []:
+        if result.get("content") is not None:
+            by_path[result["item"]] = base64.b64decode(result["content"]).decode("utf-8")
+    return {t["instance"]: by_path.get(t["config_path"]) for t in targets_ or []}
+
+
+def describe(record):
+    """One line for a record: instance/model: policy, versions, labels."""
+    policy = record.get("version_policy")
+    text = "{}/{}: {}".format(record["instance"], record["model"], policy)
+    if policy == "specific":
+        text += " [{}]".format(", ".join(str(v) for v in record.get("versions") or []))
+    elif policy == "latest":
+        text += " {}".format(record.get("num_versions") or 1)
+    labels = record.get("labels") or {}
+    if labels:
+        text += ", labels " + ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
+    return text
+
+
+def proofs(targets_):
+    """[(target, label or None)]: after a restore, predict through every label that moved back and
+    once without a label (the newest version the server serves)."""
+    out = []
+    for target in targets_ or []:
+        out.append((target, None))
+        out += [(target, label) for label in target["labels"] if label in target["previous"]["labels"]]
+    return out
+
+
+def expectation_text(expectations):
+    """Short texts of tfserving_model_status expectations: 'm v124', 'm label stable -> 124', 'm (all)'."""
+    out = []
+    for exp in expectations or []:
+        if exp.get("label"):
+            out.append("{} label {} -> {}".format(exp["name"], exp["label"], exp.get("version")))
+        elif exp.get("version") is not None:
+            out.append("{} v{}".format(exp["name"], exp["version"]))
+        else:
+            out.append("{} (every loaded version)".format(exp["name"]))
+    return out
+
+
+def failure_text(result, limit=600):
+    """The message of a failed task result; for a loop, the message of each failed item."""
+    if not isinstance(result, dict):
+        return str(result)[:limit]
+    parts = []
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            label = item.get("_ansible_item_label", item.get("item"))
+            parts.append("{}: {}".format(label, " ".join(str(item.get("msg", "failed")).split())))
+    text = "; ".join(parts) if parts else " ".join(str(result.get("msg", result)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def restored_text(plan_, reason, proofs_answered=0):
+    """One paragraph: why, what is AVAILABLE again, what answered, what was removed."""
+    expectations = [e for t in plan_.get("targets") or [] for e in t["previous_expectations"]]
+    removed = [p["final"] for p in plan_.get("publish") or []]
+    text = "{} Restored: {} AVAILABLE again".format(
+        " ".join(str(reason).split()), ", ".join(expectation_text(expectations)) or "nothing to restore")
+    if proofs_answered:
+        text += f", {proofs_answered} prediction(s) answered"
+    text += "; new version directories removed: {}.".format(", ".join(removed) if removed else "none")
+    return text
+
+
+def listing_kind(listing):
+    return (listing or {}).get("kind")
+
+
+def _expectations(model, policy, versions, labels, newest=None):
+    out = []
+    if policy == "specific":
+        out += [{"name": model, "version": v} for v in sorted(versions)]
+    else:
+        out.append({"name": model, "all_versions": True})
+        if newest is not None:
+            out.append({"name": model, "version": newest})
+    out += [{"name": model, "label": k, "version": v} for k, v in sorted(labels.items())]
+    return out
+
+
+def _apply(instances, overrides, added=None):
+    """tfserving_instances with the overridden models (a model without source: the role serves the
+    versions the rollout put on the host and never deletes them) and the ``added`` models
+    ({instance: [models]})."""
+    out = copy.deepcopy(instances or [])
+    for inst in out:
+        if not isinstance(inst, dict):
+            continue
+        for index, model in enumerate(inst.get("models") or []):
+            key = "{}/{}".format(inst.get("name"), model.get("name"))
+            if key in overrides:
+                inst["models"][index] = copy.deepcopy(overrides[key])
+        inst["models"] = list(inst.get("models") or []) + copy.deepcopy((added or {}).get(inst.get("name"), []))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+
+RESULTS = {
+    "deployed": "deployed",
+    "rolled_back": "ROLLED BACK",
+    "rollback_failed": "ROLLBACK FAILED",
+    "refused": "REFUSED (nothing changed)",
+    "nothing_to_do": "nothing to do",
+    "untouched": "untouched (not reached)",
+    "interrupted": "INTERRUPTED",
+}
+
+
+FAILED_RESULTS = ("rolled_back", "rollback_failed", "refused", "interrupted")
+
+
+def outcomes(hosts, hostvars_map, fact="tfserving_rollout_outcome"):
+    """[{host, result, ...}] for every host of the play: its outcome fact, or untouched."""
+    out = []
+    for host in hosts or []:
+        hv = hostvars_map[host] if host in hostvars_map else {}
+        outcome = hv.get(fact) if hasattr(hv, "get") else None
+        if isinstance(outcome, dict) and outcome.get("result"):
+            out.append({"host": host, **outcome})
+        else:
+            out.append({"host": host, "result": "untouched", "detail": "the rollout stopped before this host"})
+    return out
+
+
+def summary(outcomes_):
+    """The outcomes as lines of text: one line per host, then the details of the failures."""
+    width = max([len(o["host"]) for o in outcomes_] + [4])
+    lines = []
+    for o in outcomes_:
+        lines.append("{}  {}{}".format(
+            o["host"].ljust(width), RESULTS.get(o["result"], o["result"]),
+            f": {o['detail']}" if o.get("detail") else ""))
+    return lines
+
+
+def verdict(outcomes_, action="rollout"):
+    """One line saying how the rollout ended."""
+    results = {o["result"] for o in outcomes_}
+    what = action.upper()
+    if results & {"rollback_failed", "interrupted"}:
+        return f"{what} STOPPED: a host could not be restored or did not finish; check it first (status.yml)"
+    if "rolled_back" in results:
+        return f"{what} STOPPED: a batch failed and was restored; hosts not reached are untouched"
+    if "refused" in results:
+        return f"{what} STOPPED: refused before any change on the hosts marked REFUSED; hosts not reached are untouched"
+    if "untouched" in results:
+        return f"{what} IN PROGRESS"
+    return f"{what} COMPLETE: every host " + ("deployed" if "deployed" in results else "had nothing to do")
+
+
+def markdown(outcomes_, verdict_):
+    """The summary as a Markdown document: the verdict, one row per host, the inventory records."""
+    lines = [f"# {verdict_}", "", "| Host | Result | Detail |", "|---|---|---|"]
+    for o in outcomes_:
+        detail = str(o.get("detail") or "").replace("|", "\\|").replace("\n", " ")
+        lines.append("| {} | {} | {} |".format(o["host"], RESULTS.get(o["result"], o["result"]), detail))
+    records = [(o["host"], r) for o in outcomes_ for r in o.get("record") or []]
+    if records:
+        lines += ["", "## Record in the inventory", ""]
+        lines += [f"- {host}: {describe(r)}" for host, r in records]
+    return "\n".join(lines) + "\n"
+
+
+def failed(outcomes_):
+    return [o for o in outcomes_ if o["result"] in FAILED_RESULTS]
+
+
+class FilterModule:
+    """tfserving rollout filters."""
+
+    def filters(self):
+        return {
+            "tfserving_models_config_parse": parse_models_config,
+            "tfserving_rollout_validate": validate,
+            "tfserving_rollout_targets": targets,
+            "tfserving_rollout_previous_checks": previous_checks,
+            "tfserving_rollout_plan": plan,
+            "tfserving_rollout_snapshot": snapshot,
+            "tfserving_rollout_describe": describe,
+            "tfserving_rollout_proofs": proofs,
+            "tfserving_rollout_failure_text": failure_text,
+            "tfserving_rollout_restored_text": restored_text,
+            "tfserving_rollout_expectation_text": expectation_text,
+            "tfserving_rollout_outcomes": outcomes,
+            "tfserving_rollout_summary": summary,
+            "tfserving_rollout_failed": failed,
+            "tfserving_rollout_verdict": verdict,
+            "tfserving_rollout_markdown": markdown,
+        }
