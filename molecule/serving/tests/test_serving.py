@@ -35,8 +35,12 @@ CONTAINERS = ("tfserving-main", "tfserving-tf2")
 
 
 @pytest.fixture(scope="module")
-def address():
-    """The host container's bridge address: the inner servers publish their ports there."""
+def address(host):
+    """The host container's bridge address: the inner servers publish their ports there.
+
+    Every test depends on testinfra's (parametrized) ``host`` fixture, directly or through this one,
+    so pytest keeps them in file order: the later tests change what the earlier ones check.
+    """
     out = subprocess.run(
         ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", HOST],
         check=True,
@@ -44,6 +48,7 @@ def address():
         text=True,
     ).stdout.strip()
     assert re.match(r"^\d+\.\d+\.\d+\.\d+$", out), out
+    assert out in host.interface("eth0").addresses
     return out
 
 
