@@ -72,11 +72,15 @@ def test_container_answers_on_published_port(host, probe_container):
     assert "inner Docker engine publishes ports" in body
 
 
-def _playbook(*args):
-    """Run the converge playbook against the scenario's inventory, the way molecule does."""
+# Plain output whatever molecule's environment says about colours: the tests read diff lines.
+PLAIN_ENV = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "NO_COLOR": "1"}
+
+
+def _playbook(*args, playbook="converge.yml"):
+    """Run a scenario playbook against the scenario's inventory, the way molecule does."""
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-           os.path.join(SCENARIO_DIR, "converge.yml"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ, check=False, timeout=600)
+           os.path.join(SCENARIO_DIR, playbook), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=PLAIN_ENV, check=False, timeout=600)
 
 
 def test_check_mode_on_converged_host_changes_nothing():
@@ -130,9 +134,7 @@ def _host_state(host):
 
 def test_gpu_required_on_a_gpu_less_host_fails_and_changes_nothing(host):
     before = _host_state(host)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-           os.path.join(SCENARIO_DIR, "gpu_required.yml")]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, check=False, timeout=600)
+    run = _playbook(playbook="gpu_required.yml")
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0
     assert "tfs-default-host: nvidia_runtime_mode is 'required' but nvidia-smi not found" in output, output
