@@ -160,6 +160,7 @@ def test_converged_fleet_answers_and_status_is_green():
     assert data["summary"]["ok"] and data["summary"]["hosts"] == 3 and data["summary"]["expected"] == 9
     page = (reports() / "fleet-status.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and all(name in page for name in HOSTS)
+    report((reports() / "fleet-status.md").read_text())
 
 
 def test_invalid_rollout_is_refused_before_any_host(tmp_path):
@@ -342,3 +343,4 @@ def test_status_fails_and_reports_what_the_inventory_expects_but_is_missing():
     assert data["summary"]["as_expected"] == 9 and data["summary"]["expected"] == 12
     page = (reports() / "fleet-status.html").read_text()
     assert page.count('<tr class="FAIL">') == 3
+    report((reports() / "fleet-status.md").read_text())
