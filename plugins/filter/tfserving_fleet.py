@@ -285,12 +285,12 @@ def _md(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(rows_, title="TF Serving fleet status", generated=""):
+def markdown(rows_, title="TF Serving fleet status", since=""):
     s = summary(rows_)
     verdict = "every expected version is AVAILABLE" if s["ok"] else f"{s['failed']} problem(s)"
     lines = [f"# {title}", ""]
-    if generated:
-        lines += [f"Generated {generated}.", ""]
+    if since:
+        lines += [f"In this state since {since}.", ""]
     lines += [
         f"**{verdict}** - {s['hosts']} host(s), {s['instances']} instance(s), "
         f"{s['as_expected']}/{s['expected']} expected version(s) as expected, {s['warnings']} warning(s).",
@@ -316,7 +316,7 @@ tr.WARN td.result { background: #fff3cd; }
 """
 
 
-def html_page(rows_, title="TF Serving fleet status", generated=""):
+def html_page(rows_, title="TF Serving fleet status", since=""):
     """A standalone HTML page (inline CSS, no scripts), escaped."""
     s = summary(rows_)
     esc = html.escape
@@ -327,8 +327,8 @@ def html_page(rows_, title="TF Serving fleet status", generated=""):
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
     ]
-    if generated:
-        parts.append(f"<p>Generated {esc(generated)}.</p>")
+    if since:
+        parts.append(f"<p>In this state since {esc(since)}.</p>")
     parts.append(
         '<p class="verdict-{}"><strong>{}</strong> &mdash; {} host(s), {} instance(s), {}/{} expected '
         "version(s) as expected, {} warning(s).</p>".format(

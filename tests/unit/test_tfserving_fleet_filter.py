@@ -210,7 +210,7 @@ def test_table_aligns_columns_and_shortens_long_errors(mixed_rows):
 
 def test_markdown_has_the_verdict_one_table_row_per_row_and_the_problems(mixed_rows):
     text = flt.markdown(mixed_rows, "Fleet", "2026-01-01 00:00:00 UTC")
-    assert text.startswith("# Fleet\n\nGenerated 2026-01-01 00:00:00 UTC.\n\n**2 problem(s)**")
+    assert text.startswith("# Fleet\n\nIn this state since 2026-01-01 00:00:00 UTC.\n\n**2 problem(s)**")
     table_rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table_rows) == 1 + len(mixed_rows)
     assert "## Problems" in text and "- gpu-<2>/main/-: " in text

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,11 @@ def test_converged_fleet_answers_and_status_is_green():
     page = (reports() / "fleet-status.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and all(name in page for name in HOSTS)
     report((reports() / "fleet-status.md").read_text())
+    # An unchanged fleet rewrites nothing: the reports keep the time the fleet entered this state.
+    rc, out, _ = playbook("status.yml", {})
+    assert rc == 0, out[-3000:]
+    assert re.search(r"^localhost\s+: ok=\d+\s+changed=0 ", out, re.M), out[-1500:]
+    assert json.loads((reports() / "fleet-status.json").read_text())["since"] == data["since"]
 
 
 def test_invalid_rollout_is_refused_before_any_host(tmp_path):
