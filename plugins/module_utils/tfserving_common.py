@@ -10,7 +10,9 @@ TF Serving whichever protocol they used:
 - a version status is a dict ``{"version": int, "state": str, "error_code": str,
   "error_message": str}``; states are TF Serving's names (``ModelVersionStatus.State``);
 - every failure is a :class:`TFServingError` whose ``kind`` tells the caller whether waiting can
-  help (``unreachable``) or not (``not_found``, ``rejected``, ``malformed``, ...).
+  help (``unreachable``) or not (``not_found``, ``rejected``, ``malformed``, ...);
+- the connection options (host, ports, TLS, proxy) have one argument spec here, which the modules
+  build theirs from, and one description in the doc fragments of ``plugins/doc_fragments``.
 """
 
 from __future__ import annotations
@@ -144,3 +146,27 @@ class Backoff:
         self._sleep(min(self.delay, left))
         self.delay = min(self.delay * self.factor, self.max_delay)
         return True
+
+
+# -- connection options ---------------------------------------------------------------------------------
+# Each piece is documented once, in the doc fragment named beside it (plugins/doc_fragments);
+# tests/unit/test_module_docs.py checks that every module's documented options match its argument spec.
+SERVER_SPEC = dict(  # tfserving_server
+    host=dict(type="str", default="127.0.0.1"),
+)
+REST_SPEC = dict(  # tfserving_rest
+    rest_port=dict(type="int", default=8501),
+    scheme=dict(type="str", choices=["http", "https"], default="http"),
+    validate_certs=dict(type="bool", default=True),
+)
+GRPC_SPEC = dict(  # tfserving_grpc
+    grpc_port=dict(type="int", default=8500),
+    grpc_tls=dict(type="bool", default=False),
+)
+# tfserving_rest.only or tfserving_grpc.only; a module that talks both protocols words these itself.
+TRANSPORT_SPEC = dict(
+    ca_path=dict(type="path"),
+    use_proxy=dict(type="bool", default=True),
+)
+REST_CONNECTION_SPEC = {**SERVER_SPEC, **REST_SPEC, **TRANSPORT_SPEC}
+GRPC_CONNECTION_SPEC = {**SERVER_SPEC, **GRPC_SPEC, **TRANSPORT_SPEC}

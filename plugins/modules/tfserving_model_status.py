@@ -25,46 +25,28 @@ description:
 version_added: "0.1.0"
 author:
   - tfserving-ansible authors
+extends_documentation_fragment:
+  - tfserving_server
+  - tfserving_rest
+  - tfserving_grpc
 options:
-  host:
-    description: Address of the TF Serving server, as seen from the host the module runs on.
-    type: str
-    default: 127.0.0.1
   protocol:
     description:
-      - V(rest) uses the REST API through Ansible's URL helpers and needs nothing but Python.
-      - V(grpc) uses C(ModelService/GetModelStatus) and needs C(grpcio) and C(protobuf) (never
-        TensorFlow).
+      - V(rest) uses the REST API on O(rest_port) through Ansible's URL helpers and needs nothing but
+        Python.
+      - V(grpc) uses C(ModelService/GetModelStatus) on O(grpc_port) and needs C(grpcio) and C(protobuf)
+        (never TensorFlow).
     type: str
     choices: [rest, grpc]
     default: rest
-  rest_port:
-    description: TF Serving's REST port (C(--rest_api_port)).
-    type: int
-    default: 8501
-  grpc_port:
-    description: TF Serving's gRPC port (C(--port)); used when O(protocol=grpc).
-    type: int
-    default: 8500
-  scheme:
-    description: V(https) when the REST port is behind a TLS proxy.
-    type: str
-    choices: [http, https]
-    default: http
-  validate_certs:
-    description: Verify the server certificate when O(scheme=https).
-    type: bool
-    default: true
   ca_path:
     description:
       - PEM file of the CA that signed the server certificate (REST over https, gRPC with O(grpc_tls)).
     type: path
-  grpc_tls:
-    description: Use TLS on the gRPC port (TF Serving's C(--ssl_config_file)).
-    type: bool
-    default: false
   use_proxy:
-    description: Honour C(http_proxy)/C(https_proxy) from the environment.
+    description:
+      - Honour the proxy settings of the environment, C(http_proxy)/C(https_proxy) with O(protocol=rest)
+        and C(grpc_proxy)/C(https_proxy) with O(protocol=grpc).
     type: bool
     default: true
   models:
@@ -230,7 +212,7 @@ rounds:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.tfserving_common import Backoff
+from ansible.module_utils.tfserving_common import GRPC_SPEC, REST_SPEC, SERVER_SPEC, TRANSPORT_SPEC, Backoff
 from ansible.module_utils.tfserving_grpc import (
     GRPC_IMPORT_ERROR,
     HAS_GRPC,
@@ -241,15 +223,11 @@ from ansible.module_utils.tfserving_rest import RestClient
 from ansible.module_utils.tfserving_status import FAILED, OK, Expectation, wait_for
 
 ARGUMENT_SPEC = dict(
-    host=dict(type="str", default="127.0.0.1"),
+    **SERVER_SPEC,
+    **REST_SPEC,
+    **GRPC_SPEC,
+    **TRANSPORT_SPEC,  # documented here, for both protocols
     protocol=dict(type="str", choices=["rest", "grpc"], default="rest"),
-    rest_port=dict(type="int", default=8501),
-    grpc_port=dict(type="int", default=8500),
-    scheme=dict(type="str", choices=["http", "https"], default="http"),
-    validate_certs=dict(type="bool", default=True),
-    ca_path=dict(type="path"),
-    grpc_tls=dict(type="bool", default=False),
-    use_proxy=dict(type="bool", default=True),
     models=dict(
         type="list",
         elements="dict",

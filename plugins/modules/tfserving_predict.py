@@ -20,31 +20,11 @@ description:
 version_added: "0.1.0"
 author:
   - tfserving-ansible authors
+extends_documentation_fragment:
+  - tfserving_server
+  - tfserving_rest
+  - tfserving_rest.only
 options:
-  host:
-    description: Address of the TF Serving server, as seen from the host the module runs on.
-    type: str
-    default: 127.0.0.1
-  rest_port:
-    description: TF Serving's REST port (C(--rest_api_port)).
-    type: int
-    default: 8501
-  scheme:
-    description: V(https) when the REST port is behind a TLS proxy.
-    type: str
-    choices: [http, https]
-    default: http
-  validate_certs:
-    description: Verify the server certificate when O(scheme=https).
-    type: bool
-    default: true
-  ca_path:
-    description: PEM file of the CA that signed the server certificate.
-    type: path
-  use_proxy:
-    description: Honour C(http_proxy)/C(https_proxy) from the environment.
-    type: bool
-    default: true
   model:
     description: Model name, as in models.config.
     type: str
@@ -151,7 +131,7 @@ mismatches:
 import math
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tfserving_common import TFServingError
+from ansible.module_utils.tfserving_common import REST_CONNECTION_SPEC, TFServingError
 from ansible.module_utils.tfserving_rest import RestClient, model_path
 
 MAX_MISMATCHES = 20
@@ -198,12 +178,7 @@ def compare(expected, actual, tolerance, relative, path="", found=None):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            host=dict(type="str", default="127.0.0.1"),
-            rest_port=dict(type="int", default=8501),
-            scheme=dict(type="str", choices=["http", "https"], default="http"),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            use_proxy=dict(type="bool", default=True),
+            **REST_CONNECTION_SPEC,
             model=dict(type="str", required=True),
             version=dict(type="int"),
             label=dict(type="str"),

@@ -28,26 +28,11 @@ description:
 version_added: "0.1.0"
 author:
   - tfserving-ansible authors
+extends_documentation_fragment:
+  - tfserving_server
+  - tfserving_grpc
+  - tfserving_grpc.only
 options:
-  host:
-    description: Address of the TF Serving server, as seen from the host the module runs on.
-    type: str
-    default: 127.0.0.1
-  grpc_port:
-    description: TF Serving's gRPC port (C(--port)).
-    type: int
-    default: 8500
-  grpc_tls:
-    description: Use TLS on the gRPC port (TF Serving's C(--ssl_config_file)).
-    type: bool
-    default: false
-  ca_path:
-    description: PEM file of the CA that signed the server certificate, with O(grpc_tls).
-    type: path
-  use_proxy:
-    description: Honour C(grpc_proxy)/C(https_proxy) from the environment.
-    type: bool
-    default: true
   models:
     description: Wanted models, in the order they go into the config (after those of the text).
     type: list
@@ -202,6 +187,7 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.tfserving_common import (
+    GRPC_CONNECTION_SPEC,
     NOT_FOUND,
     UNREACHABLE,
     Backoff,
@@ -453,11 +439,7 @@ def summary_after(config, absent):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            host=dict(type="str", default="127.0.0.1"),
-            grpc_port=dict(type="int", default=8500),
-            grpc_tls=dict(type="bool", default=False),
-            ca_path=dict(type="path"),
-            use_proxy=dict(type="bool", default=True),
+            **GRPC_CONNECTION_SPEC,
             models=dict(
                 type="list",
                 elements="dict",
