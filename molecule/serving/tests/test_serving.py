@@ -138,6 +138,14 @@ def recap(output):
     return {k: int(v) for k, v in zip(("ok", "changed", "unreachable", "failed"), match.groups(), strict=True)}
 
 
+def task_result(output, task):
+    """ok / changed / skipping / failed / fatal: what the tfserving role's `task` reported for HOST."""
+    match = re.search(
+        rf"TASK \[tfserving : {re.escape(task)}\][^\n]*\n(?:(?!TASK \[)[^\n]*\n)*?(\w+): \[{HOST}\]", output
+    )
+    return match.group(1) if match else None
+
+
 def models_config(host, instance):
     text = host.file(f"/etc/tfserving/{instance}/models.config").content_string
     config = model_server_config_pb2.ModelServerConfig()
@@ -376,3 +384,47 @@ def test_an_absent_instance_is_removed_and_the_other_keeps_running(host, address
     assert identity_of(host, "tfserving-main") == main_before
     answer = rest(address, 8501, "/v1/models/half_plus_two/labels/stable:predict", PREDICT)
     assert answer.json()["predictions"] == EXPECTED
+
+
+# ---------------------------------------------------------------------------------------------
+# offline delivery (docs/runbooks/install-offline.md): the image as a `docker save` archive
+
+
+def test_image_archive_from_the_control_node_is_loaded_once_and_served(host, address, tmp_path):
+    """Runs last: it moves the remaining instance to an image the host only gets from the archive."""
+    archived = "tfserving-ansible/tfserving-double-archived:test"
+    archive = tmp_path / "tfserving-double-archived.tar"
+    subprocess.run(["docker", "tag", "tfserving-double:test", archived], check=True)
+    try:
+        subprocess.run(["docker", "save", "-o", str(archive), archived], check=True)
+    finally:
+        subprocess.run(["docker", "rmi", archived], check=True, capture_output=True)
+    assert host.run(f"docker image inspect {archived}").rc != 0
+    inst = instances()
+    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
+    del inst[0]["models"][1]
+    inst[1] = {"name": "tf2", "state": "absent"}
+    offline = json.dumps(
+        {
+            "tfserving_image_source": "archive",
+            "tfserving_image_archive": str(archive),
+            "tfserving_image_cpu": archived,
+            "tfserving_image_gpu": archived,
+            "tfserving_image_pin_fleet": False,
+        }
+    )
+
+    rc, output = run_serving(tmp_path, inst, "-e", offline)
+    assert rc == 0, output[-4000:]
+    assert task_result(output, "Images of the archive are loaded") == "changed", output[-4000:]
+    assert host.run(f"docker image inspect {archived}").rc == 0
+    assert inspect(host, "tfserving-main")["Config"]["Image"] == archived
+    assert not host.file(f"/var/lib/tfserving/images/{archive.name}").exists
+    answer = rest(address, 8501, "/v1/models/half_plus_two/labels/stable:predict", PREDICT)
+    assert answer.json()["predictions"] == EXPECTED
+
+    # The image is on the host now: the archive is neither copied nor loaded again.
+    rc, output = run_serving(tmp_path, inst, "-e", offline)
+    assert rc == 0, output[-4000:]
+    assert recap(output)["changed"] == 0, output[-4000:]
+    assert task_result(output, "Image archive is on the host") == "skipping", output[-4000:]
