@@ -69,6 +69,7 @@ def playbook(name, extra, timeout=900):
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(ephemeral() / "ansible.cfg"))
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"  # molecule sets it, and it wins over NOCOLOR
     began = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", "-i", inventory(), str(PROJECT / "playbooks" / name),
