@@ -99,6 +99,15 @@ def instances():
     return copy.deepcopy(yaml.safe_load((SCENARIO / "vars" / "instances.yml").read_text())["tfserving_instances"])
 
 
+def main_only():
+    """The inventory the last tests leave: main serves half_plus_two 124 and 125, tf2 is absent."""
+    inst = instances()
+    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
+    del inst[0]["models"][1]
+    inst[1] = {"name": "tf2", "state": "absent"}
+    return inst
+
+
 def sources_dir():
     return pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "model-sources"
 
@@ -372,10 +381,7 @@ def test_hot_update_removes_a_model_and_a_version_without_restart(host, address,
 
 def test_an_absent_instance_is_removed_and_the_other_keeps_running(host, address, tmp_path):
     main_before = identity(host)["tfserving-main"]
-    inst = instances()
-    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
-    del inst[0]["models"][1]
-    inst[1] = {"name": "tf2", "state": "absent"}
+    inst = main_only()
     rc, output = run_serving(tmp_path, inst)
     assert rc == 0, output[-4000:]
     assert host.run("docker inspect tfserving-tf2").rc != 0
@@ -400,10 +406,7 @@ def test_image_archive_from_the_control_node_is_loaded_once_and_served(host, add
     finally:
         subprocess.run(["docker", "rmi", archived], check=True, capture_output=True)
     assert host.run(f"docker image inspect {archived}").rc != 0
-    inst = instances()
-    inst[0]["models"][0].update(versions=[124, 125], labels={"stable": 124, "canary": 125})
-    del inst[0]["models"][1]
-    inst[1] = {"name": "tf2", "state": "absent"}
+    inst = main_only()
     offline = json.dumps(
         {
             "tfserving_image_source": "archive",
