@@ -42,7 +42,12 @@ def test_lists_the_two_versions_of_the_test_model(capsys):
 def test_reports_a_version_without_saved_model():
     result = tmv.inspect(str(TF / "bad_half_plus_two"))
     assert result["versions"] == [
-        {"name": "00000123", "version": 123, "saved_model": None, "bytes": size_of(TF / "bad_half_plus_two" / "00000123")}
+        {
+            "name": "00000123",
+            "version": 123,
+            "saved_model": None,
+            "bytes": size_of(TF / "bad_half_plus_two" / "00000123"),
+        }
     ]
 
 
