@@ -71,7 +71,8 @@ def fleet(tmp_path):
     (tmp_path / "etc" / "ranking").mkdir(parents=True)
     (tmp_path / "etc" / "ranking" / "models.config").write_text(HOST_CONFIG)
     served = write_models_config(
-        tmp_path / "double.config", [{"name": "half_plus_two", "base_path": str(models), "policy": "specific { versions: 123 }"}]
+        tmp_path / "double.config",
+        [{"name": "half_plus_two", "base_path": str(models), "policy": "specific { versions: 123 }"}],
     )
     with start_double([f"--model_config_file={served}", "--file_system_poll_wait_seconds=1"]) as double:
         double.wait_for(lambda: double.version_states("half_plus_two") == {123: "AVAILABLE"}, what="123 AVAILABLE")
@@ -176,9 +177,11 @@ def test_a_version_that_does_not_fit_the_gpu_is_refused_before_anything_changes(
 
 def test_the_same_version_passes_the_headroom_check_on_the_t4(fleet):
     root, double = fleet
-    rc, tasks = deploy(root, double, "tesla-t4.xml")
+    _rc, tasks = deploy(root, double, "tesla-t4.xml")
     checks = [r for name, r in tasks if name == "New versions fit the free memory of the GPUs their instances see"]
     assert checks and not checks[0].get("failed")
     # The rollout went on to publish the version (and was restored further on: no Docker here).
     assert "New versions are staged beside their model" in [name for name, _ in tasks]
+    [outcome] = json.loads((root / "reports" / "rollout-summary.json").read_text())["outcomes"]
+    assert outcome["result"] != "refused", outcome
     assert double.version_states("half_plus_two")[123] == "AVAILABLE"

@@ -145,6 +145,17 @@ def test_the_same_model_fits_the_t4_and_validation_passes(tmp_path):
     assert "New versions fit the free memory of the GPUs their instances see" in names
 
 
+def test_a_bad_factor_is_refused_naming_variable_value_and_fix(tmp_path):
+    rc, tasks, _ = run(tmp_path, VALIDATE_PLAY, gpu_host(tmp_path), {"tfserving_gpu_memory_factor": "two"})
+    failed = [(name, r) for name, _, r in tasks if r.get("failed")]
+    assert rc == 2 and failed[0][0] == "GPU memory factor is a positive number"
+    assert failed[0][1]["msg"] == (
+        "gpu-7: tfserving_gpu_memory_factor is 'two'; expected a positive number, the GPU memory a model version "
+        "needs per byte of its size on disk (default 2.0). Set it to your models' measured ratio, or set "
+        "gpu_memory_mib in a model entry."
+    )
+
+
 def test_the_check_can_be_turned_off(tmp_path):
     smi = fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")
     rc, tasks, _ = run(
