@@ -1,6 +1,11 @@
 """Controller ansible-core against the managed host's Python (plugins/filter/ansible_support.py),
 on the fact sets of the hosts this project manages. playbooks/preflight.yml uses the same filter."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 from ansible.release import __version__ as ANSIBLE_CORE
 from ansible_support import ansible_support_problem
@@ -69,3 +74,16 @@ def test_el7_fact_set_under_the_running_controller():
         assert verdict == ""
     else:
         assert "Fix: use the ansible-core 2.16 environment (make venv ANSIBLE_CORE=2.16" in verdict
+
+
+@pytest.mark.parametrize("playbook", ["site.yml", "deploy_model.yml", "rollback.yml", "status.yml"])
+def test_playbooks_parse_under_the_running_controller(playbook):
+    # The same inventory and playbooks serve both lines: each must at least parse under this one.
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(root / "ansible.cfg")}
+    proc = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(root / "inventories" / "sample"),
+         str(root / "playbooks" / playbook), "--syntax-check"],
+        capture_output=True, text=True, env=env, cwd=root, check=False, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
