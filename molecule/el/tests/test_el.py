@@ -66,7 +66,7 @@ def test_packages_are_signed_by_an_imported_key(host):
     keys = host.run("rpm -q --qf '%{VERSION}\\n' gpg-pubkey")
     assert keys.rc == 0 and keys.stdout.split(), keys.stdout + keys.stderr
     for package in [*PINNED[name(host)], *RUNTIME[name(host)]]:
-        sig = host.run(f"rpm -q --qf '%{{SIGPGP:pgpsig}}' {package}").stdout
+        sig = host.run(f"rpm -q --qf '%{{RSAHEADER:pgpsig}}' {package}").stdout
         assert any(f"Key ID {key}".lower() in sig.lower() or sig.lower().endswith(key.lower())
                    for key in keys.stdout.split()), (package, sig)
 
@@ -110,10 +110,22 @@ def test_dnf_refuses_a_mismatched_pair_when_forced(host):
     if name(host) != "tfs-el-centos7":
         pytest.skip("the docker-ce host of EL7")
     before = host.run("rpm -qa | sort").stdout
+    # On the host, the lock already keeps every other nvidia-docker2 build out of reach.
     forced = host.run("dnf -y install nvidia-docker2-2.0.3-1.docker17.12.1.ce")
     assert forced.rc != 0
-    assert "docker-ce = 17.12.1.ce" in forced.stdout + forced.stderr
     assert host.run("rpm -qa | sort").stdout == before
+    # Without any lock, dnf's solver itself refuses the pair: the build requires another docker-ce.
+    root = "/var/tmp/el-resolve-mismatch"
+    solver = host.run(
+        f"rm -rf {root} && dnf -y --installroot={root} --releasever=7 --setopt=reposdir=/etc/yum.repos.d "
+        "--disableplugin=versionlock install docker-ce-3:18.09.7 nvidia-docker2-2.0.3-1.docker17.12.1.ce"
+    )
+    host.run(f"rm -rf {root}")
+    assert solver.rc != 0
+    assert (
+        "package nvidia-docker2-2.0.3-1.docker17.12.1.ce.noarch requires docker-ce = 17.12.1.ce, "
+        "but none of the providers can be installed" in solver.stdout + solver.stderr
+    ), solver.stdout + solver.stderr
 
 
 @pytest.mark.parametrize(
