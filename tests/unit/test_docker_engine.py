@@ -251,7 +251,7 @@ def test_centos_docker_is_locked_by_package_name():
     assert names == ["docker"]
 
 
-DROP_IN = "etc/systemd/system/docker.service.d/http-proxy.conf.j2"
+DROP_IN = "etc/systemd/system/docker.service.d/docker-engine-proxy.conf.j2"
 
 
 def test_proxy_drop_in_renders_each_setting():

@@ -204,7 +204,7 @@ def test_a_running_docker_is_not_replaced_unless_asked(host):
 
 
 def test_proxy_drop_in_reaches_docker_service(host):
-    drop_in = host.file("/etc/systemd/system/docker.service.d/http-proxy.conf")
+    drop_in = host.file("/etc/systemd/system/docker.service.d/docker-engine-proxy.conf")
     environment = host.run("systemctl show docker --property=Environment").stdout
     if name(host) != "tfs-el-rocky9":
         assert not drop_in.exists
