@@ -6,4 +6,4 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,lint,double,export,onnx]'
+.venv/bin/python -m pip install -q -e '.[test,lint,double,export,warmup,onnx]'
