@@ -10,7 +10,7 @@ case "${ANSIBLE_CORE:-}" in
       python3 -m venv .venv
     fi
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test,lint,double,export,onnx]' ;;
+    .venv/bin/python -m pip install -q -e '.[test,lint,double,export,warmup,onnx]' ;;
   2.16)
     [ -x .venv-2.16/bin/python ] || python3 -m venv .venv-2.16
     .venv-2.16/bin/python -m pip install -q --upgrade pip

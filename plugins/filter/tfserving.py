@@ -66,6 +66,7 @@ INSTANCE_KEYS = {
     "cpus",
     "shm_size",
     "extra_mounts",
+    "model_warmup",
 }
 MODEL_KEYS = {
     "name",
@@ -76,6 +77,8 @@ MODEL_KEYS = {
     "versions",
     "num_versions",
     "labels",
+    # Read by role tfserving_rollout: the longest the first prediction of a new version may take.
+    "first_predict_budget_ms",
     "gpu_memory_mib",
 }
 BATCHING_KEYS = {"enabled", "parameters"}
@@ -158,6 +161,7 @@ SETTINGS_DEFAULTS = {
     "model_config_poll_wait_seconds": 10,
     "file_system_poll_wait_seconds": 1,
     "allow_version_labels_for_unavailable_models": True,
+    "model_warmup": True,
     "server_flags": {},
     "batching_parameters": {},
     "monitoring_path": "/monitoring/prometheus/metrics",
@@ -465,6 +469,12 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
     mname = model.get("name")
     shown = mname if isinstance(mname, str) and mname else f"#{index}"
     _check_keys(errors, model, MODEL_KEYS, iname, shown)
+    budget = model.get("first_predict_budget_ms")
+    if "first_predict_budget_ms" in model and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0
+    ):
+        errors.add(f"expected a positive number of milliseconds, got {budget!r}", iname, shown,
+                   "first_predict_budget_ms")
     if not isinstance(mname, str) or not NAME_RE.match(mname):
         errors.add(
             f"{mname!r} is not a valid model name (letters, digits, '_', '.', '-'; at most 63; "
@@ -764,6 +774,8 @@ def _validate_instance(errors, index, inst, listings, cfg):
                 errors.add("expected true or false", shown, None, "monitoring.enabled")
             if "path" in mon and not (isinstance(mon["path"], str) and mon["path"].startswith("/")):
                 errors.add("expected a URL path starting with '/'", shown, None, "monitoring.path")
+    if "model_warmup" in inst and not isinstance(inst["model_warmup"], bool):
+        errors.add("expected true or false", shown, None, "model_warmup")
     flags = inst.get("server_flags", {})
     if not isinstance(flags, dict):
         errors.add("expected a mapping of flag name -> value", shown, None, "server_flags")
@@ -1143,7 +1155,11 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
             args += ["--enable_batching=true", f"--batching_parameters_file={inside}/batching.config"]
         if monitoring_on:
             args.append(f"--monitoring_config_file={inside}/monitoring.config")
-        flags = {**cfg["server_flags"], **(inst.get("server_flags") or {})}
+        # Warm-up (assets.extra/tf_serving_warmup_requests replayed at load) is TF Serving's default; the
+        # flag is written out so the container's command says so whatever the image was built with. An
+        # explicit server_flags.enable_model_warmup (inventories older than model_warmup) wins.
+        warmup = inst.get("model_warmup", cfg["model_warmup"])
+        flags = {"enable_model_warmup": bool(warmup), **cfg["server_flags"], **(inst.get("server_flags") or {})}
         args += [f"--{k}={_flag_value(v)}" for k, v in sorted(flags.items())]
         item["args"] = args
         item["container"], item["device_kind"], item["gpu_note"] = _container_plan(inst, item, cfg)
