@@ -1155,11 +1155,12 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
             args += ["--enable_batching=true", f"--batching_parameters_file={inside}/batching.config"]
         if monitoring_on:
             args.append(f"--monitoring_config_file={inside}/monitoring.config")
-        # Warm-up (assets.extra/tf_serving_warmup_requests replayed at load) is TF Serving's default; the
-        # flag is written out so the container's command says so whatever the image was built with. An
-        # explicit server_flags.enable_model_warmup (inventories older than model_warmup) wins.
+        # Warm-up (assets.extra/tf_serving_warmup_requests replayed at load) is on by default in TF Serving
+        # (server.h); the flag is written only to turn it off, so upgrading the role never changes, and so
+        # recreates, a running container. An explicit server_flags.enable_model_warmup wins.
         warmup = inst.get("model_warmup", cfg["model_warmup"])
-        flags = {"enable_model_warmup": bool(warmup), **cfg["server_flags"], **(inst.get("server_flags") or {})}
+        flags = {**({} if warmup else {"enable_model_warmup": False}), **cfg["server_flags"],
+                 **(inst.get("server_flags") or {})}
         args += [f"--{k}={_flag_value(v)}" for k, v in sorted(flags.items())]
         item["args"] = args
         item["container"], item["device_kind"], item["gpu_note"] = _container_plan(inst, item, cfg)

@@ -607,11 +607,12 @@ def test_plan_server_flags_and_mounts():
     assert main["check_address"] == "127.0.0.1"
 
 
-def test_plan_turns_model_warmup_on_explicitly_and_an_instance_may_turn_it_off():
+def test_plan_leaves_model_warmup_at_tf_servings_default_on_and_an_instance_may_turn_it_off():
     inst = inventory()
     inst[1]["model_warmup"] = False
     main, tf2 = flt.plan(inst, settings(), listings_for(inst))
-    assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=true"]
+    # On is TF Serving's default: no flag, so a role upgrade leaves running containers' commands alone.
+    assert [a for a in main["args"] if "warmup" in a] == []
     assert [a for a in tf2["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
     main, _ = flt.plan(inst, settings(model_warmup=False), listings_for(inst))
     assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
