@@ -768,6 +768,11 @@ def _drift_markdown(drift_rows):
 
 
 _DRIFT_CSS = """
+div.scroll { overflow-x: auto; }
+table.drift { font-size: 0.9em; }
+table.drift td { white-space: nowrap; }
+table.drift td.image { white-space: normal; min-width: 12em; }
+table.drift td.drift_detail { white-space: normal; }
 tr.drift td { background: #fff3cd; }
 tr.drift td.drift-field { background: #f5c26b; font-weight: bold; }
 tr.drift td.mark { color: #8a4b00; font-weight: bold; }
@@ -782,7 +787,7 @@ def _drift_html(drift_rows):
     parts = [
         '<h2 id="drift">Images and runtimes</h2>',
         '<p class="verdict-{}"><strong>{}</strong>.</p>'.format("ok" if s["ok"] else "drift", esc(_drift_verdict(s))),
-        '<table class="drift"><thead><tr><th></th>' + "".join(f"<th>{esc(t)}</th>" for _, t in DRIFT_COLUMNS)
+        '<div class="scroll"><table class="drift"><thead><tr><th></th>' + "".join(f"<th>{esc(t)}</th>" for _, t in DRIFT_COLUMNS)
         + "</tr></thead><tbody>",
     ]
     for r in drift_rows:
@@ -793,9 +798,15 @@ def _drift_html(drift_rows):
             title = ""
             if key in ("digest", "image_id") and r.get(key):
                 title = f' title="{esc(str(r[key]))}"'
-            cells.append(f'<td class="{cls}"{title}>{esc(_drift_cell(r, key))}</td>')
+            text = _drift_cell(r, key)
+            if key == "drift_detail" and r.get("drifted"):
+                # The reasons are listed under the table; the row names the fields.
+                text = ", ".join(FIELD_NAMES[f] for f in r["drift_fields"])
+            cells.append(f'<td class="{cls}"{title}>{esc(text)}</td>')
         parts.append('<tr class="{}">{}</tr>'.format("drift" if r.get("drifted") else "same", "".join(cells)))
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
+    if s["marks"]:
+        parts.append('<ul class="drift">' + "".join(f"<li>{esc(m)}</li>" for m in s["marks"]) + "</ul>")
     return parts
 
 
