@@ -38,6 +38,7 @@ unit: venv
 	$(PY) -m pytest -q tests/unit
 
 integration: venv images
+	scripts/chromium.sh >/dev/null
 	$(PY) -m pytest -q tests/integration
 
 molecule: images
