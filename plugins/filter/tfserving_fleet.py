@@ -787,7 +787,8 @@ def _drift_html(drift_rows):
     parts = [
         '<h2 id="drift">Images and runtimes</h2>',
         '<p class="verdict-{}"><strong>{}</strong>.</p>'.format("ok" if s["ok"] else "drift", esc(_drift_verdict(s))),
-        '<div class="scroll"><table class="drift"><thead><tr><th></th>' + "".join(f"<th>{esc(t)}</th>" for _, t in DRIFT_COLUMNS)
+        '<div class="scroll"><table class="drift"><thead><tr><th></th>'
+        + "".join(f"<th>{esc(t)}</th>" for _, t in DRIFT_COLUMNS)
         + "</tr></thead><tbody>",
     ]
     for r in drift_rows:

@@ -316,5 +316,6 @@ def test_html_has_the_drift_table_with_marked_rows_and_stays_self_contained(drif
     assert '<td class="digest">-</td>' in marked
     assert "tr.drift td" in page
     assert "<td class=\"drift_detail\">image ID</td>" in marked
-    assert "<li>gpu-&lt;2&gt;/main: image ID sha256:bbbbbbbbbbbb, the fleet&#x27;s majority runs sha256:aaaaaaaaaaaa</li>" in page
+    assert ("<li>gpu-&lt;2&gt;/main: image ID sha256:bbbbbbbbbbbb, the fleet&#x27;s majority runs "
+            "sha256:aaaaaaaaaaaa</li>") in page
     assert 'class="drift"' not in flt.html_page([], "Fleet")
