@@ -6,8 +6,8 @@ import sys
 import ansible.module_utils
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TESTDATA = SHARED / "testdata"
+# Real upstream test data (TF Serving models, nvidia-smi captures), vendored with licences.
+TESTDATA = ROOT / "tests" / "data"
 
 # Modules import `ansible.module_utils.<name>`; ansible.cfg points module_utils at this directory.
 _utils = str(ROOT / "plugins" / "module_utils")

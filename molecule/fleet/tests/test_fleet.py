@@ -28,7 +28,7 @@ import requests
 
 SCENARIO = pathlib.Path(__file__).resolve().parent.parent
 PROJECT = SCENARIO.parent.parent
-TESTDATA = PROJECT.parent / "shared" / "testdata" / "tfserving"
+TESTDATA = PROJECT / "tests" / "data" / "tfserving"
 sys.path.insert(0, str(PROJECT / "tests"))
 
 from browser import png_pixels, render, rows_with_colour  # noqa: E402
