@@ -769,10 +769,10 @@ def _drift_markdown(drift_rows):
 
 _DRIFT_CSS = """
 div.scroll { overflow-x: auto; }
-table.drift { font-size: 0.9em; }
-table.drift td { white-space: nowrap; }
-table.drift td.image { white-space: normal; min-width: 12em; }
-table.drift td.drift_detail { white-space: normal; }
+table.drift { font-size: 0.85em; }
+table.drift td { white-space: nowrap; padding: 4px 6px; }
+table.drift td.image, table.drift td.tfserving_version, table.drift td.drift_detail {
+  white-space: normal; overflow-wrap: anywhere; min-width: 7em; }
 tr.drift td { background: #fff3cd; }
 tr.drift td.drift-field { background: #f5c26b; font-weight: bold; }
 tr.drift td.mark { color: #8a4b00; font-weight: bold; }
