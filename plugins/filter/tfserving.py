@@ -76,6 +76,7 @@ MODEL_KEYS = {
     "versions",
     "num_versions",
     "labels",
+    "gpu_memory_mib",
 }
 BATCHING_KEYS = {"enabled", "parameters"}
 MONITORING_KEYS = {"enabled", "path"}
@@ -481,6 +482,15 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
             "name",
         )
     names.add(mname)
+
+    if "gpu_memory_mib" in model and not (_is_int(model["gpu_memory_mib"]) and model["gpu_memory_mib"] > 0):
+        errors.add(
+            "expected the GPU memory one version of this model needs, in MiB (a positive integer such as "
+            "6144), got {!r}".format(model["gpu_memory_mib"]),
+            iname,
+            mname,
+            "gpu_memory_mib",
+        )
 
     platform = model.get("platform", "tensorflow")
     if platform not in PLATFORMS:
@@ -943,6 +953,8 @@ def _model_plan(iname, model, listings, cfg, model_dir):
         "base_path": model["base_path"] if kind == "remote" else "{}/{}".format(cfg["container_model_path"], mname),
         "publish": [],
         "retire": [],
+        # GPU memory one version needs, when the inventory says (else estimated from its size on disk).
+        "gpu_memory_mib": model.get("gpu_memory_mib"),
         "stale_temp": sorted(
             f"{model_dir}/{mname}/{n}"
             for n in (host_listing.get("other") or [] if kind != "remote" else [])
@@ -1135,6 +1147,8 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
         args += [f"--{k}={_flag_value(v)}" for k, v in sorted(flags.items())]
         item["args"] = args
         item["container"], item["device_kind"], item["gpu_note"] = _container_plan(inst, item, cfg)
+        gpus = _gpu_set(inst.get("gpus"))
+        item["gpus"] = gpus if gpus == "all" else list(gpus)
         out.append(item)
     return out
 
