@@ -46,6 +46,7 @@ unit: venv
 	$(PY) -m pytest -q $(if $(filter 2.16,$(ANSIBLE_CORE)),$(UNIT_2_16),tests/unit)
 
 integration: venv images
+	scripts/chromium.sh >/dev/null
 	$(PY) -m pytest -q tests/integration
 
 molecule: images

@@ -14,6 +14,8 @@ else
     [[ "$skip_here" == *" $s "* ]] || scenarios+=("$s")
   done
 fi
+# molecule/fleet renders the fleet report's HTML page in headless Chromium.
+[[ " ${scenarios[*]} " == *" fleet "* ]] && scripts/chromium.sh >/dev/null
 failed=()
 for s in "${scenarios[@]}"; do
   echo "=== molecule test -s $s"

@@ -59,6 +59,7 @@ REQUIRED_PAGES = {
     "troubleshoot-gpu-not-visible.md",
     "troubleshoot-driver-too-old.md",
     "troubleshoot-docker-nvidia-mismatch.md",
+    "troubleshoot-drift.md",
 }
 TWO_VERSIONS = "saved_model_half_plus_two_2_versions"
 

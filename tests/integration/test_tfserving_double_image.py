@@ -96,6 +96,9 @@ def test_image_is_labelled_and_shaped_like_tensorflow_serving(image):
     assert "TEST DOUBLE" in config["Labels"]["org.opencontainers.image.title"]
     version = docker("run", "--rm", "--entrypoint", "/usr/bin/tensorflow_model_server", image, "--version")
     assert "TF Serving TEST DOUBLE" in version
+    # The shape of tensorflow_model_server --version (model_servers/main.cc), which status.yml reads.
+    lines = version.splitlines()
+    assert lines[0].startswith("TensorFlow ModelServer: ") and lines[1].startswith("TensorFlow Library: ")
 
 
 def test_container_serves_the_same_answers_over_published_ports(image, tmp_path):

@@ -253,4 +253,6 @@ def test_html_is_a_standalone_escaped_page_with_the_same_rows(mixed_rows):
 def test_filters_are_registered():
     assert set(flt.FilterModule().filters()) == {
         "tfserving_fleet_checks", "tfserving_fleet_host_report", "tfserving_fleet_rows", "tfserving_fleet_summary",
-        "tfserving_fleet_table", "tfserving_fleet_markdown", "tfserving_fleet_html"}
+        "tfserving_fleet_table", "tfserving_fleet_markdown", "tfserving_fleet_html", "tfserving_fleet_targets",
+        "tfserving_fleet_drift", "tfserving_fleet_drift_summary", "tfserving_fleet_drift_table",
+        "tfserving_fleet_known_servers", "tfserving_fleet_servers_to_ask"}

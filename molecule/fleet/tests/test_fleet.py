@@ -3,7 +3,9 @@
 The tests run in file order and each starts from the state the previous one left:
 converged fleet (half_plus_two 123 + 124, stable -> 123, canary -> 124) -> rolling deploy of 125 under
 load -> corrupt 126 (restored on the first host, the others untouched) -> wrong-answering 127 (caught
-by the check model, restored) -> rollback of stable to 124 -> status reports.
+by the check model, restored) -> rollback of stable to 124 -> status reports -> drift: tfs-fleet-2 gets
+another image under the inventory's tag (issue #17: site.yml --check and the report agree; the report
+marks the host in the table, Markdown, HTML in Chromium and JSON).
 
 New versions are built the way the issue asks: a version directory copied under a new number into a
 temporary directory on the control node, passed as the rollout's source. After a rollout that
@@ -29,6 +31,7 @@ PROJECT = SCENARIO.parent.parent
 TESTDATA = PROJECT / "tests" / "data" / "tfserving"
 sys.path.insert(0, str(PROJECT / "tests"))
 
+from browser import png_pixels, render, rows_with_colour  # noqa: E402
 from loadgen import LoadGenerator  # noqa: E402
 
 HOSTS = {"tfs-fleet-1": "172.31.0.11", "tfs-fleet-2": "172.31.0.12", "tfs-fleet-3": "172.31.0.13"}
@@ -37,6 +40,7 @@ PAYLOAD = {"instances": [1.0, 2.0, 5.0]}
 EXPECTED = [2.5, 3.0, 4.5]
 CHECK = {"instances": PAYLOAD["instances"], "expected": EXPECTED, "previous_expected": EXPECTED}
 CONFIG = "/etc/tfserving/main/models.config"
+IMAGE = "172.31.0.1:5000/tfserving-double:test"
 MODEL_DIR = "/srv/tfserving/models/main"
 
 
@@ -61,8 +65,9 @@ def source_dir():
     return ephemeral() / "model-sources" / MODEL
 
 
-def playbook(name, extra, timeout=900):
-    """ansible-playbook against the scenario's inventory; returns (rc, output, seconds)."""
+def playbook(name, extra, timeout=900, args=()):
+    """ansible-playbook against the scenario's inventory (more options in ``args``); returns (rc, output,
+    seconds)."""
     extra_file = ephemeral() / f"extra-{name.replace('/', '-')}-{time.monotonic_ns()}.json"
     extra_file.write_text(json.dumps({"tfserving_status_report_dir": str(reports()),
                                       "tfserving_rollout_report_dir": str(reports()), **extra}))
@@ -73,7 +78,7 @@ def playbook(name, extra, timeout=900):
     began = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", "-i", inventory(), str(PROJECT / "playbooks" / name),
-         "-e", f"@{extra_file}"],
+         "-e", f"@{extra_file}", *args],
         capture_output=True, text=True, env=env, timeout=timeout,
     )
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began
@@ -162,6 +167,16 @@ def test_converged_fleet_answers_and_status_is_green():
     assert data["summary"]["ok"] and data["summary"]["hosts"] == 3 and data["summary"]["expected"] == 9
     page = (reports() / "fleet-status.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and all(name in page for name in HOSTS)
+    # What runs: the same image, server and engine on every host, none of it marked.
+    assert data["drift"]["summary"] == {"ok": True, "hosts": 3, "instances": 3, "drifted": 0, "not_collected": [],
+                                        "marks": []}
+    for row in data["drift"]["rows"]:
+        assert row["image"] == row["expected_image"] == IMAGE and row["image_id"] == row["expected_image_id"]
+        assert row["digest"].startswith("172.31.0.1:5000/tfserving-double@sha256:")
+        assert row["tfserving_version"].startswith("0.1.0-test-double (TF Serving TEST DOUBLE")
+        assert row["docker_version"] and row["containerd_version"] and row["runc_version"]
+        assert (row["driver_version"], row["cuda_version"], row["gpus"]) == (None, None, [])
+    assert len({row["image_id"] for row in data["drift"]["rows"]}) == 1
     report((reports() / "fleet-status.md").read_text())
     # An unchanged fleet rewrites nothing: the reports keep the time the fleet entered this state.
     rc, out, _ = playbook("status.yml", {})
@@ -351,3 +366,90 @@ def test_status_fails_and_reports_what_the_inventory_expects_but_is_missing():
     page = (reports() / "fleet-status.html").read_text()
     assert page.count('<tr class="FAIL">') == 3
     report((reports() / "fleet-status.md").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# drift: one host runs another image
+
+
+def recap(out):
+    """{host: changed count} from a playbook's PLAY RECAP."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+) ", out, re.M)}
+
+
+def changed_in(out, task):
+    """Hosts a task (every task whose name holds ``task``) reported changed for."""
+    hosts = set()
+    for block in out.split("TASK [")[1:]:
+        if task in block.split("]", 1)[0]:
+            hosts |= set(re.findall(r"^changed: \[([^\]]+)\]", block, re.M))
+    return hosts
+
+
+def drift_rows():
+    data = json.loads((reports() / "fleet-status.json").read_text())
+    return data["drift"]["summary"], {row["host"]: row for row in data["drift"]["rows"]}
+
+
+def test_a_host_running_another_image_is_drift_in_check_mode_and_in_the_report():
+    # The last test: it leaves tfs-fleet-2 on the hotfix image (destroy follows).
+    state = recorded([124, 125], {"stable": 124, "canary": 125})
+    fleet_id = on("tfs-fleet-2", "docker inspect -f '{{.Image}}' tfserving-main").strip()
+    # A hotfix built on tfs-fleet-2 under the inventory's tag: the test double with another version.
+    hotfix = (f"printf 'FROM {IMAGE}\\nRUN sed -i s/0.1.0-test-double/0.1.1-test-double/ "
+              "/opt/tfserving-double/lib/python3.11/site-packages/tfserving_double/__init__.py\\n"
+              "LABEL tfserving-ansible.drift-test=hotfix\\n' "
+              f"| docker build -q -t {IMAGE} -")
+    hotfix_id = on("tfs-fleet-2", hotfix).strip()
+    assert hotfix_id.startswith("sha256:") and hotfix_id != fleet_id
+
+    # 1. The tag moved, the container still runs the fleet's image: site.yml --check would recreate it
+    # on tfs-fleet-2 only, and the report marks exactly that host against the inventory.
+    rc, out, seconds = playbook("site.yml", state, args=["--check"])
+    report(f"site.yml --check on 3 hosts: {seconds:.0f} s")
+    assert rc == 0, out[-3000:]
+    assert recap(out)["tfs-fleet-2"] > 0 and recap(out)["tfs-fleet-1"] == recap(out)["tfs-fleet-3"] == 0, out[-1500:]
+    assert changed_in(out, "Container runs with its declared image") == {"tfs-fleet-2"}, out[-3000:]
+    rc, out, _ = playbook("status.yml", state)
+    assert rc == 0, out[-3000:]  # drift is reported; it fails the play only with tfserving_status_fail_on_drift
+    summary, rows = drift_rows()
+    assert summary["drifted"] == 1 and summary["marks"][0].startswith("tfs-fleet-2/main: runs sha256:")
+    assert [d["field"] for d in rows["tfs-fleet-2"]["drift"]] == ["image_id"]
+    assert (rows["tfs-fleet-2"]["image_id"], rows["tfs-fleet-2"]["expected_image_id"]) == (fleet_id, hotfix_id)
+    assert not rows["tfs-fleet-1"]["drift"] and not rows["tfs-fleet-3"]["drift"]
+
+    # 2. tfs-fleet-2 converged on its tag: it runs another image ID and TF Serving version than the
+    # fleet. Nothing left for --check there (it runs what its tag names); the report marks it against
+    # the majority, in every format.
+    rc, out, seconds = playbook("serving.yml", state, args=["--limit", "tfs-fleet-2", "--tags", "tfserving_containers"])
+    report(f"serving.yml (containers) on tfs-fleet-2: {seconds:.0f} s")
+    assert rc == 0, out[-3000:]
+    assert changed_in(out, "Container runs with its declared image") == {"tfs-fleet-2"}, out[-3000:]
+    # With tfserving_status_fail_on_drift the play fails on it, after writing the reports.
+    rc, out, _ = playbook("status.yml", {**state, "tfserving_status_fail_on_drift": True})
+    assert rc != 0 and "Drift (tfserving_status_fail_on_drift)" in out, out[-3000:]
+    assert "9/9 expected versions AVAILABLE on 3 host(s)" in out
+    summary, rows = drift_rows()
+    drifted = rows["tfs-fleet-2"]
+    assert summary["drifted"] == 1 and drifted["drifted"] and drifted["image_id"] == hotfix_id
+    assert drifted["tfserving_version"].startswith("0.1.1-test-double (TF Serving TEST DOUBLE")
+    assert drifted["digest"] is None  # built on the host, never pushed: no registry digest
+    assert drifted["drift"] == [
+        {"field": "image_id", "reason": f"image ID {hotfix_id[:19]}, the fleet's majority runs {fleet_id[:19]}"},
+        {"field": "tfserving_version", "reason": f"TF Serving version {drifted['tfserving_version']}, the fleet's "
+                                                 f"majority runs {rows['tfs-fleet-1']['tfserving_version']}"}]
+    for name in ("tfs-fleet-1", "tfs-fleet-3"):
+        assert rows[name]["image_id"] == fleet_id and not rows[name]["drifted"]
+    table = out.split("Images and runtimes table is shown", 1)[1]
+    assert re.search(r"DRIFT\s+tfs-fleet-2\s+main", table) and not re.search(r"DRIFT\s+tfs-fleet-[13]", table)
+    markdown = (reports() / "fleet-status.md").read_text()
+    assert "| **DRIFT** | tfs-fleet-2 | main |" in markdown and "| **DRIFT** | tfs-fleet-1" not in markdown
+    report(markdown.split("## Images and runtimes", 1)[1])
+    page = reports() / "fleet-status.html"
+    assert page.read_text().count('<tr class="drift">') == 1
+    dom, shot = render(page, PROJECT / "reports" / "artifacts", "molecule-fleet-drift")
+    marked = dom.split('<tr class="drift">', 1)[1].split("</tr>", 1)[0]
+    assert "tfs-fleet-2" in marked and "DRIFT" in marked
+    _, _, pixels = png_pixels(shot)
+    assert rows_with_colour(pixels, (0xF5, 0xC2, 0x6B)), f"the drifted cells are not painted in {shot}"
+    report(f"screenshot of the report with tfs-fleet-2 marked: {shot}")
