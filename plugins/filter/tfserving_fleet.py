@@ -418,14 +418,16 @@ def _gpu_list(gpus):
 def targets(instances, settings=None):
     """[{instance, container, image, gpus}]: what the role runs for each present instance of a host.
 
-    ``settings``: ``prefix`` (tfserving_container_name_prefix), ``image_cpu``, ``image_gpu`` and ``gpu``
-    (true when the host runs GPU containers: tfserving_gpu_mode toolkit/legacy, or auto with a GPU). As
+    ``settings``: ``prefix`` (tfserving_container_name_prefix), ``image_cpu``, ``image_gpu``, ``gpu``
+    (true when the host runs GPU containers: tfserving_gpu_mode toolkit/legacy, or auto with a GPU) and
+    ``pinned`` (tfserving_image_pin_fleet: containers run ``repo@digest`` of the inventory's tag). As
     in the role's plan, an instance's own image wins, GPU instances run the GPU image, and a GPU instance
     on a host without GPU runs the CPU image with no GPU.
     """
     if not isinstance(instances, list):
         raise AnsibleFilterError("tfserving_fleet_targets expects tfserving_instances, a list")
-    cfg = {"prefix": "tfserving-", "image_cpu": None, "image_gpu": None, "gpu": False, **(settings or {})}
+    cfg = {"prefix": "tfserving-", "image_cpu": None, "image_gpu": None, "gpu": False, "pinned": False,
+           **(settings or {})}
     out = []
     for inst in instances:
         if not isinstance(inst, dict) or inst.get("state", "present") != "present":
@@ -437,8 +439,23 @@ def targets(instances, settings=None):
             "container": str(cfg["prefix"]) + str(inst["name"]),
             "image": inst.get("image") or (cfg["image_gpu"] if use_gpu else cfg["image_cpu"]),
             "gpus": gpus if use_gpu else [],
+            "pinned": bool(cfg["pinned"]),
         })
     return out
+
+
+def _repository(ref):
+    """'registry:5000/tfs/serving:2.19' and '...serving@sha256:..' -> 'registry:5000/tfs/serving'."""
+    repo = (ref or "").split("@", 1)[0]
+    tail = repo.rsplit("/", 1)[-1]
+    return repo[: len(repo) - len(tail)] + tail.split(":", 1)[0]
+
+
+def _pinned_to(ref, running):
+    """True when ``running`` is the digest reference the role pins ``ref`` (a tag) to, in one repository."""
+    if not ref or not running or "@" not in running or "@" in ref:
+        return False
+    return _repository(ref) == _repository(running)
 
 
 def _reference_matches(ref, image):
@@ -461,10 +478,7 @@ def _reference_matches(ref, image):
 def _digest(ref, repo_digests):
     """The registry (manifest) digest of what runs: the one of the reference's repository, else any; None
     for an image never pushed or pulled (its image ID is then all there is)."""
-    repo = (ref or "").split("@", 1)[0]
-    tail = repo.rsplit("/", 1)[-1]
-    if ":" in tail:
-        repo = repo[: len(repo) - len(tail)] + tail.split(":", 1)[0]
+    repo = _repository(ref)
     for entry in repo_digests or []:
         if entry.split("@", 1)[0] == repo:
             return entry
@@ -653,9 +667,14 @@ def drift(host_reports):
             continue
         if not row["running"]:
             mark(row, "container", f"container {row['container']} is not running")
-        if row["image"] != row["expected_image"]:
+        # A pinned fleet runs repo@digest of the inventory's tag, and the tag need not be on the host: then
+        # what runs is judged against the fleet's majority only (one digest per tag, below).
+        pinned = row.get("pinned") and _pinned_to(row["expected_image"], row["image"])
+        if row["image"] != row["expected_image"] and not pinned:
             mark(row, "image", f"runs {row['image']}, the inventory says {row['expected_image']}")
-        if row["expected_image_id"] is None:
+        if row["expected_image_id"] is None and pinned:
+            pass
+        elif row["expected_image_id"] is None:
             mark(row, "image_id", f"{row['expected_image']} is not on the host")
         elif row["image_id"] != row["expected_image_id"]:
             mark(row, "image_id", f"runs {_short(row['image_id'])}, {row['expected_image']} is "

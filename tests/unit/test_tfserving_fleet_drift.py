@@ -84,9 +84,9 @@ def test_targets_follow_the_role_plan_for_images_and_gpus():
     ]
     settings = {"prefix": "tfs-", "image_cpu": REF, "image_gpu": GPU_REF}
     assert flt.targets(instances, {**settings, "gpu": True}) == [
-        {"instance": "cpu", "container": "tfs-cpu", "image": REF, "gpus": []},
-        {"instance": "gpu", "container": "tfs-gpu", "image": GPU_REF, "gpus": ["0", "1"]},
-        {"instance": "own", "container": "tfs-own", "image": "mine:1", "gpus": "all"},
+        {"instance": "cpu", "container": "tfs-cpu", "image": REF, "gpus": [], "pinned": False},
+        {"instance": "gpu", "container": "tfs-gpu", "image": GPU_REF, "gpus": ["0", "1"], "pinned": False},
+        {"instance": "own", "container": "tfs-own", "image": "mine:1", "gpus": "all", "pinned": False},
     ]
     # A host without GPU runtime runs GPU instances on the CPU image, without GPUs (the role's plan).
     assert [(t["image"], t["gpus"]) for t in flt.targets(instances, {**settings, "gpu": False})] == [
@@ -207,6 +207,29 @@ def test_a_container_created_from_another_reference_or_missing_or_stopped_is_mar
     assert marks(rows[2]) == [("container", "container tfserving-main is not running")]
     # No server to ask on a stopped or missing container.
     assert rows[1]["tfserving_version"] is None and rows[2]["tfserving_version"] is None
+
+
+def test_a_pinned_fleet_running_the_digest_of_its_tag_is_not_marked_but_a_host_off_the_digest_is():
+    # tfserving_image_pin_fleet: containers run repo@digest of the inventory's tag, and a digest pull
+    # leaves no tag on the host. That is the role's own doing: no inventory mark. One digest per tag
+    # across the fleet is still required.
+    pinned = {"pinned": True}
+    digest_b = "registry.example:5000/tfserving@sha256:" + "2" * 64
+    rows = drift(
+        host("gpu-01", settings=pinned, containers={"main": container(ref=DIGEST_A)}, images=[image(tags=())]),
+        host("gpu-02", settings=pinned, containers={"main": container(ref=DIGEST_A)}, images=[image(tags=())]),
+        host("gpu-03", settings=pinned, containers={"main": container(ID_B, ref=digest_b)},
+             images=[image(ID_B, tags=(), digests=(digest_b,))]),
+    )
+    assert [r["drifted"] for r in rows] == [False, False, True]
+    assert [f for f, _ in marks(rows[2])] == ["image_id"]
+    # Without pinning, the same digest reference is another reference than the inventory's tag.
+    rows = drift(host("gpu-01", containers={"main": container(ref=DIGEST_A)}, images=[image(tags=())]))
+    assert [f for f, _ in marks(rows[0])] == ["image", "image_id"]
+    # Pinned to another repository is never the role's pin.
+    other = "elsewhere:5000/tfserving@sha256:" + "1" * 64
+    rows = drift(host("gpu-01", settings=pinned, containers={"main": container(ref=other)}, images=[image()]))
+    assert ("image", f"runs {other}, the inventory says {REF}") in marks(rows[0])
 
 
 def test_an_image_the_host_does_not_have_is_marked():
