@@ -17,6 +17,7 @@ import urllib.request
 import numpy as np
 import pytest
 from conftest import ROOT
+from tfserving_double.testing import double_env
 
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 from export_models import frozen_graph, keras_sequential
@@ -127,7 +128,7 @@ def test_playbook_exports_and_the_served_models_answer_like_the_sources(tmp_path
     server = subprocess.Popen(
         [sys.executable, "-m", "tfserving_double", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
          f"--model_config_file={config}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=double_env())
     base = f"http://127.0.0.1:{rest_port}/v1/models"
     try:
         deadline = time.monotonic() + 120
