@@ -19,7 +19,8 @@ import time
 import urllib.error
 from urllib.parse import quote
 
-from ansible.module_utils.tfserving_common import (
+from ansible.module_utils.urls import Request, make_context
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     INVALID,
     MALFORMED,
     NOT_FOUND,
@@ -29,7 +30,6 @@ from ansible.module_utils.tfserving_common import (
     TFServingError,
     version_status,
 )
-from ansible.module_utils.urls import Request, make_context
 
 EXCERPT = 300
 

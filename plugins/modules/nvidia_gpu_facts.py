@@ -43,7 +43,7 @@ notes:
 
 EXAMPLES = r"""
 - name: GPU facts are known
-  nvidia_gpu_facts:
+  tfserving.fleet.nvidia_gpu_facts:
   register: __gpu
 
 - name: The host has the GPUs it was ordered with
@@ -128,7 +128,11 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, collect, empty_facts
+from ansible_collections.tfserving.fleet.plugins.module_utils.nvidia_smi import (
+    NvidiaSmiParseError,
+    collect,
+    empty_facts,
+)
 
 _SEARCH = ["/usr/bin", "/usr/local/bin", "/usr/local/nvidia/bin"]
 

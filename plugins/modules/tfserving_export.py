@@ -105,7 +105,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Frozen ResNet graph is version N of resnet in the model repository
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: graphdef
     src: /srv/build/resnet_frozen.pb
     base_path: /srv/model-repo/resnet
@@ -118,7 +118,7 @@ EXAMPLES = r"""
   register: __resnet_export
 
 - name: Keras churn model is version 7 of churn
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: keras
     src: /srv/build/churn.keras
     base_path: /srv/model-repo/churn
@@ -128,7 +128,7 @@ EXAMPLES = r"""
   run_once: true
 
 - name: PyTorch classifier (exported to ONNX) is the latest version of classifier
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: onnx
     src: /srv/build/classifier.onnx
     base_path: /srv/model-repo/classifier

@@ -39,13 +39,13 @@ attributes:
 
 EXAMPLES = r"""
 - name: Versions of a model on the control node are known
-  tfserving_model_versions:
+  tfserving.fleet.tfserving_model_versions:
     path: /srv/exports/half_plus_two
   delegate_to: localhost
   register: source
 
 - name: Versions of a model archive are known
-  tfserving_model_versions:
+  tfserving.fleet.tfserving_model_versions:
     path: /srv/exports/half_plus_two.tar.gz
   delegate_to: localhost
 """

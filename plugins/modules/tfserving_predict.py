@@ -21,9 +21,9 @@ version_added: "0.1.0"
 author:
   - tfserving-ansible authors
 extends_documentation_fragment:
-  - tfserving_server
-  - tfserving_rest
-  - tfserving_rest.only
+  - tfserving.fleet.tfserving_server
+  - tfserving.fleet.tfserving_rest
+  - tfserving.fleet.tfserving_rest.only
 options:
   model:
     description: Model name, as in models.config.
@@ -78,14 +78,14 @@ seealso:
 
 EXAMPLES = r"""
 - name: half_plus_two answers 0.5 * x + 2
-  tfserving_predict:
+  tfserving.fleet.tfserving_predict:
     rest_port: 8501
     model: half_plus_two
     instances: [1.0, 2.0, 5.0]
     expected: [2.5, 3.0, 4.5]
 
 - name: The canary answers through its label, with a named signature (columnar format)
-  tfserving_predict:
+  tfserving.fleet.tfserving_predict:
     rest_port: 8501
     model: half_plus_two
     label: canary
@@ -131,8 +131,11 @@ mismatches:
 import math
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tfserving_common import REST_CONNECTION_SPEC, TFServingError
-from ansible.module_utils.tfserving_rest import RestClient, model_path
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
+    REST_CONNECTION_SPEC,
+    TFServingError,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_rest import RestClient, model_path
 
 MAX_MISMATCHES = 20
 

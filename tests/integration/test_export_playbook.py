@@ -30,7 +30,7 @@ PLAYBOOK = """\
   gather_facts: false
   tasks:
     - name: Check mode reports the version it would write
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -42,7 +42,7 @@ PLAYBOOK = """\
       register: __check
 
     - name: Frozen graph is version 1 of classifier
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -53,7 +53,7 @@ PLAYBOOK = """\
       register: __graph
 
     - name: Exporting the same graph again changes nothing
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -64,7 +64,7 @@ PLAYBOOK = """\
       register: __again
 
     - name: Keras model is version 3 of regressor
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: keras
         src: "{{ keras_src }}"
         base_path: "{{ repo }}/regressor"
