@@ -35,7 +35,7 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata" / "tfserving"
+TESTDATA = ROOT / "tests" / "data" / "tfserving"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from loadgen import LoadGenerator  # noqa: E402

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata" / "tfserving"
+TESTDATA = ROOT / "tests" / "data" / "tfserving"
 MODEL = TESTDATA / "saved_model_half_plus_two_cpu"
 
 

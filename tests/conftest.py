@@ -13,8 +13,8 @@ import pathlib
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TESTDATA = SHARED / "testdata"
+# Real upstream test data (TF Serving models, nvidia-smi captures), vendored with licences.
+TESTDATA = ROOT / "tests" / "data"
 
 COLLECTIONS_PATH = pathlib.Path(os.environ.get("TFSERVING_COLLECTIONS_PATH") or ROOT / "collections").resolve()
 # The collection under test: plugins/ of this directory are what the tests import.

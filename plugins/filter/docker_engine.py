@@ -2,7 +2,8 @@
 
 Docker's repositories give docker-ce an epoch from 18.09 on (RPM ``3:``, Debian ``5:``) and
 docker-ce-cli an RPM epoch of ``1:``; 17.x builds carry a ``.ce`` suffix and have no separate CLI
-package. Users write the upstream version; the epochs are added here so nobody has to know them.
+package. Users write the upstream version; the epochs (and, on EL, the ``.ce`` suffix of builds
+before 18.09) are added here so nobody has to know them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def _parse(version: str, os_family: str, source: str = "docker"):
                 "'3:20.10.24', '3:20.10.24-3.el8' or a legacy '17.12.1.ce'"
             )
         ver = match["ver"]
+        if not ver.endswith(".ce") and _numeric(ver) < (18, 9):
+            # Docker's RPMs before 18.09 are named '17.12.1.ce'; a bare '17.12.1' matches no package,
+            # so it is completed here (the same build: docker-ce-17.12.1.ce-1.el7.centos).
+            epoch = f"{match['epoch']}:" if match["epoch"] is not None else ""
+            release = f"-{match['rel']}" if match["rel"] else ""
+            match = _RPM.match(f"{epoch}{ver}.ce{release}")
+            ver = match["ver"]
         legacy = ver.endswith(".ce")
         if match["epoch"] is not None:
             want = None if legacy or _numeric(ver) < (18, 9) else _RPM_EPOCHS["docker-ce"]

@@ -1,7 +1,7 @@
 """Parse what ``nvidia-smi`` prints, and collect GPU facts from it.
 
 Three outputs are understood, each as nvidia-smi really prints it (see the real captures in
-``shared/testdata/nvidia-smi``):
+``tests/data/nvidia-smi``):
 
 - ``nvidia-smi -q -x``: the XML report (DTD v10 to v13). It holds everything this project needs:
   driver version, the highest CUDA version the driver supports, and per GPU the name, UUID,

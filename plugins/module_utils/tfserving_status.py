@@ -7,7 +7,7 @@ versions a label is about to point at). Works with either client (``tfserving_re
 or ``tfserving_grpc.GrpcClient``): both offer ``model_status(name)`` and
 ``label_version(name, label)`` and raise ``TFServingError``.
 
-What TF Serving does that this logic accounts for (``../shared/TFSERVING.md``):
+What TF Serving does that this logic accounts for (``docs/tfserving-behaviour.md``):
 - status answers 200 / OK in every state, so only the listed state counts;
 - unloaded versions stay listed as END with OK: ignored unless they are the version expected;
 - a failed load ends as END with the error in ``status`` and is not retried: fail at once;

@@ -24,7 +24,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "bad-inputs.md"
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"
 PLACEHOLDER = "{{ fixtures }}"
 # What the issue asks the catalogue to cover, and base paths (what TF Serving hangs on).
 CATEGORIES = {

@@ -1,7 +1,7 @@
 """tfserving_model_status, tfserving_reload_config and tfserving_predict run through ansible-playbook
 (localhost, connection local) against the TF Serving test double running as a process.
 
-The double loads the real SavedModels of ../shared/testdata/tfserving with TensorFlow; the modules
+The double loads the real SavedModels of tests/data/tfserving with TensorFlow; the modules
 talk to it over loopback, REST and gRPC, exactly as they would to tensorflow_model_server.
 """
 

@@ -33,8 +33,8 @@ import urllib.error
 import urllib.request
 
 PACKAGE_PARENT = pathlib.Path(__file__).resolve().parent.parent
-# The real TF Serving test models (../shared/testdata/tfserving beside the repository).
-TESTDATA = PACKAGE_PARENT.parent.parent / "shared" / "testdata" / "tfserving"
+# The real TF Serving test models, vendored in tests/data/tfserving.
+TESTDATA = PACKAGE_PARENT / "data" / "tfserving"
 
 
 def copy_model_version(model: str, version: str, dest) -> pathlib.Path:

@@ -31,6 +31,11 @@ ROLE = pathlib.Path(__file__).resolve().parents[2] / "roles" / "docker_engine"
         ("17.12.1.ce", "RedHat", "docker", ["docker-ce-17.12.1.ce"]),
         ("17.12.1.ce-1.el7.centos", "RedHat", "docker", ["docker-ce-17.12.1.ce-1.el7.centos"]),
         ("18.06.3.ce", "RedHat", "docker", ["docker-ce-18.06.3.ce"]),
+        # A bare pre-18.09 version names no RPM (they are all '.ce' builds): completed, never guessed
+        # past the build the user named.
+        ("17.12.1", "RedHat", "docker", ["docker-ce-17.12.1.ce"]),
+        ("17.12.1-1.el7.centos", "RedHat", "docker", ["docker-ce-17.12.1.ce-1.el7.centos"]),
+        ("18.06.3", "RedHat", "docker", ["docker-ce-18.06.3.ce"]),
         ("", "RedHat", "docker", ["docker-ce", "docker-ce-cli", "containerd.io"]),
         # Debian: epoch 5, apt wildcard on the release part.
         ("20.10.24", "Debian", "docker", ["docker-ce=5:20.10.24*", "docker-ce-cli=5:20.10.24*", "containerd.io"]),
@@ -77,6 +82,13 @@ def test_version_problems_name_the_variable_and_the_fix(version, os_family, sour
 @pytest.mark.parametrize("version", ["20.10.24", "3:20.10.24", "17.12.1.ce", "3:24.0.7-1.el9"])
 def test_good_rpm_versions_have_no_problem(version):
     assert docker_engine_version_problem(version, "RedHat") == ""
+
+
+def test_a_bare_legacy_version_is_completed_to_the_rpm_docker_published():
+    # docker-ce-17.12.1.ce-1.el7.centos is the seed build; '17.12.1' alone would match no RPM.
+    assert docker_engine_version_problem("17.12.1", "RedHat") == ""
+    assert docker_engine_upstream_version("17.12.1", "RedHat") == "17.12.1.ce"
+    assert docker_engine_version_problem("3:17.12.1", "RedHat") != ""  # still no epoch for legacy builds
 
 
 def test_upstream_version_strips_epoch_and_release():

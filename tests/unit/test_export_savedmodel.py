@@ -30,7 +30,7 @@ def test_inspect_json_lists_serving_default_with_x_and_y(capsys):
     assert serving_default["outputs"] == {
         "y": {"dtype": "float32", "dtype_enum": "DT_FLOAT", "shape": [-1, 1], "tensor": "y:0", "encoding": "name"}
     }
-    # The other signatures TFSERVING.md lists are there too.
+    # The other signatures tests/data/tfserving/README.md lists are there too.
     assert {"regress_x_to_y", "regress_x_to_y2", "classify_x_to_y"} <= set(graph["signatures"])
 
 

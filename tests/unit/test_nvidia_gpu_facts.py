@@ -1,6 +1,6 @@
-"""nvidia-smi parsing and the nvidia_gpu_facts module, on the real captures in shared/testdata.
+"""nvidia-smi parsing and the nvidia_gpu_facts module, on the real captures in tests/data/nvidia-smi.
 
-Every file of shared/testdata/nvidia-smi that holds an output the module reads is used: the five
+Every file of tests/data/nvidia-smi that holds an output the module reads is used: the five
 ``nvidia-smi -q -x`` reports, the Windows ``--query-gpu`` CSV, and from the three capture bundles
 their ``--query-gpu`` CSV (idle and load) and ``--version`` sections.
 """

@@ -1,7 +1,7 @@
 """The nvidia_runtime role's preflight, run for real by ansible-playbook against localhost.
 
 The preflight only reads, so it runs without check mode too. GPU hosts are stood in for by an
-nvidia-smi script that prints a real ``nvidia-smi -q -x`` report from shared/testdata; a host
+nvidia-smi script that prints a real ``nvidia-smi -q -x`` report from tests/data/nvidia-smi; a host
 without a GPU is this machine itself with nvidia_runtime_nvidia_smi_path pointing nowhere.
 Each run takes about two seconds.
 """

@@ -23,7 +23,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-TESTDATA = pathlib.Path(__file__).resolve().parents[3] / "shared" / "testdata" / "tfserving"
+TESTDATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "tfserving"
 
 
 # -- TF Serving's bodies ---------------------------------------------------------------------------

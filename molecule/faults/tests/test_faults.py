@@ -38,7 +38,7 @@ from conftest import record
 
 SCENARIO = pathlib.Path(__file__).resolve().parent.parent
 PROJECT = SCENARIO.parent.parent
-TESTDATA = PROJECT.parent / "shared" / "testdata" / "tfserving"
+TESTDATA = PROJECT / "tests" / "data" / "tfserving"
 sys.path.insert(0, str(PROJECT / "tests"))
 
 import loadgen  # noqa: E402

@@ -26,7 +26,7 @@ import requests
 
 SCENARIO = pathlib.Path(__file__).resolve().parent.parent
 PROJECT = SCENARIO.parent.parent
-TESTDATA = PROJECT.parent / "shared" / "testdata" / "tfserving"
+TESTDATA = PROJECT / "tests" / "data" / "tfserving"
 sys.path.insert(0, str(PROJECT / "tests"))
 
 from loadgen import LoadGenerator  # noqa: E402
