@@ -484,7 +484,7 @@ def _pin_versions(packages, os_family):
     pins = {}
     for spec in packages:
         if os_family == "Debian":
-            name, _, version = spec.partition("=")
+            name, _unused, version = spec.partition("=")
         else:
             match = re.match(r"^(?P<name>.+?)-(?P<ver>\d[^-]*-[^-]+)$", spec)
             if not match:

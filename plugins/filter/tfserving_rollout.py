@@ -308,6 +308,11 @@ def _available(statuses, model):
     return sorted(int(s["version"]) for s in (statuses or {}).get(model) or [] if s.get("state") == "AVAILABLE")
 
 
+# What a planned target keeps of its target record.
+_PLANNED_KEYS = ("key", "instance", "model", "version", "check_address", "rest_port", "rest_url", "host_dir",
+                 "config_path", "check", "source")
+
+
 def plan(targets_, instances, configs, host_listings, source_listings, statuses=None, staging=True):
     """What each step of the rollout sets, for one host.
 
@@ -458,8 +463,7 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
         overrides["restore"][target["key"]] = restore_model
         planned.append(
             {
-                **{k: target[k] for k in ("key", "instance", "model", "version", "check_address", "rest_port",
-                                           "rest_url", "host_dir", "config_path", "check", "source")},
+                **{k: target[k] for k in _PLANNED_KEYS},
                 "labels": moved,
                 "publish": publish,
                 "staged": bool(publish and publish["staging_model"]),

@@ -11,11 +11,11 @@ description:
     --format=csv) with C(nvidia-smi --version)) and returns the GPU count, model names, memory,
     UUIDs, minor numbers, the driver version and the highest CUDA version the driver supports.
   - A host without C(nvidia-smi), without a loaded driver or without a GPU is not an error; the
-    module says so in O(reason) with RV(ansible_facts.nvidia_gpu.available=false).
+    module says so in RV(ansible_facts.nvidia_gpu.reason) with RV(ansible_facts.nvidia_gpu.available=false).
   - Read-only; never reports C(changed).
 version_added: "0.1.0"
 author:
-  - tfserving-ansible contributors
+  - tfserving-ansible maintainers (!UNKNOWN)
 options:
   executable:
     description:
@@ -35,6 +35,7 @@ attributes:
     description: Runs the same read-only commands in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to compare.
 notes:
   - The C(index) of a GPU is nvidia-smi's enumeration order (PCI bus order), which is what
     C(NVIDIA_VISIBLE_DEVICES) and C(--gpus device=N) mean. The C(minor_number) (C(/dev/nvidiaN))

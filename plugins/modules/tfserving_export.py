@@ -24,7 +24,7 @@ description:
     O(version), that version must be free or already hold the same export.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible contributors
+  - tfserving-ansible maintainers (!UNKNOWN)
 requirements:
   - tfserving_export, tensorflow (C(pip install 'tfserving-ansible[export]')) on the host the module runs on
   - onnx2tf, onnx, onnxruntime for O(format=onnx) (C(pip install 'tfserving-ansible[onnx]'))

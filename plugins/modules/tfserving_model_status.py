@@ -24,7 +24,7 @@ description:
   - Read-only; never reports C(changed).
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tfserving.fleet.tfserving_server
   - tfserving.fleet.tfserving_rest
@@ -110,8 +110,8 @@ requirements:
 notes:
   - One round sends one status request per distinct model name and one metadata request per label.
 seealso:
-  - module: tfserving_reload_config
-  - module: tfserving_predict
+  - module: tfserving.fleet.tfserving_reload_config
+  - module: tfserving.fleet.tfserving_predict
 """
 
 EXAMPLES = r"""

@@ -20,7 +20,8 @@ description:
   - Read-only. Used by the tfserving role on the control node (sources) and on the hosts (the
     published model repository) before anything changes.
 version_added: "0.1.0"
-author: the tfserving-ansible authors
+author:
+  - tfserving-ansible maintainers (!UNKNOWN)
 options:
   path:
     description:
@@ -156,15 +157,15 @@ def archive_members(path):
 
 def list_archive(path):
     members = [m for m in archive_members(path) if m[0] not in ("", ".")]
-    unsafe = sorted({name for name, _, bad in members if bad})
+    unsafe = sorted({name for name, _unused, bad in members if bad})
     safe = [(name, is_dir) for name, is_dir, bad in members if not bad]
-    tops = {name.split("/")[0] for name, _ in safe}
+    tops = {name.split("/")[0] for name, _unused in safe}
     prefix = ""
     if not any(VERSION_RE.match(t) for t in tops) and len(tops) == 1:
         prefix = next(iter(tops))
     found = {}
     other = set()
-    for name, _ in safe:
+    for name, _unused in safe:
         rel = name[len(prefix) + 1 :] if prefix else name
         if prefix and not name.startswith(prefix + "/"):
             continue

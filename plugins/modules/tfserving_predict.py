@@ -16,10 +16,10 @@ description:
   - Returns the outputs and the request latency. Fails with the server's own error message when
     the server refuses the request.
   - Read-only on the server; never reports C(changed). Does not wait for the model; run
-    M(tfserving_model_status) first.
+    M(tfserving.fleet.tfserving_model_status) first.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tfserving.fleet.tfserving_server
   - tfserving.fleet.tfserving_rest
@@ -73,7 +73,7 @@ attributes:
 notes:
   - Uses Ansible's own URL helpers; the managed host needs nothing but Python.
 seealso:
-  - module: tfserving_model_status
+  - module: tfserving.fleet.tfserving_model_status
 """
 
 EXAMPLES = r"""

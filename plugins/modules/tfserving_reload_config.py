@@ -27,7 +27,7 @@ description:
   - Needs C(grpcio) and C(protobuf) on the host it runs on, never TensorFlow.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tfserving.fleet.tfserving_server
   - tfserving.fleet.tfserving_grpc
@@ -121,9 +121,9 @@ notes:
   - Differences TF Serving's API cannot show are base path, platform and logging changes of a model
     that is already served; use O(force) for those.
   - After a reload, new versions of models that were already served load in the background; wait
-    for them with M(tfserving_model_status).
+    for them with M(tfserving.fleet.tfserving_model_status).
 seealso:
-  - module: tfserving_model_status
+  - module: tfserving.fleet.tfserving_model_status
 """
 
 EXAMPLES = r"""
@@ -342,7 +342,7 @@ def observe(client, config, absent):
         entry = wanted.get(name)
         if entry is not None and statuses is not None:
             for label in sorted(entry.version_labels):
-                version, _ = resolve_label(client, Expectation(name, label=label))
+                version, _unused = resolve_label(client, Expectation(name, label=label))
                 labels[label] = version
         observed[name] = {"statuses": statuses, "labels": labels}
     return observed
@@ -553,7 +553,7 @@ def run(module, client, config, absent, backoff, result, config_to_text):
         send(module, client, staged, backoff, result, "the first of two reloads (labels not moved yet)")
         expectations = [Expectation(name, version=version)
                         for name, labels in sorted(waits.items()) for version in sorted(set(labels.values()))]
-        outcome, _ = wait_for(client, expectations, backoff)
+        outcome, _unused = wait_for(client, expectations, backoff)
         if outcome != OK:
             pending = [e for e in expectations if e.outcome != OK]
             moves = ", ".join(f"{label} of {name} -> {version}" for name, labels in sorted(waits.items())
