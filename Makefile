@@ -9,13 +9,15 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(CURDIR)/.ansible/coll
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: help venv engine images lint unit integration molecule test fast demo demo-clean bench clean
+.PHONY: help venv engine images lint unit collection ee integration molecule test fast demo demo-clean bench clean
 
 help:
 	@echo "make demo        deploy TF Serving on the local sandbox fleet (test double image)"
 	@echo "make test        everything: lint, unit, integration, Molecule scenarios"
 	@echo "make fast        the everyday lane: lint + unit tests (a few minutes)"
 	@echo "make molecule    Molecule scenarios only (SCENARIO=name for one)"
+	@echo "make collection  build + install the collection; unit tests and ansible-test sanity on that copy"
+	@echo "make ee          build the execution environment image; run site/status in it with ansible-runner"
 	@echo "make bench       benchmarks that print figures"
 	@echo "make demo-clean  remove the sandbox fleet"
 
@@ -37,6 +39,15 @@ lint: venv
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
+# The collection as users install it: the built tarball, unit tests and ansible-test sanity on it.
+collection: venv
+	scripts/collection.sh
+
+# The execution environment image, and the AWX-like job run in it against the tfs-ee sandbox fleet.
+ee: images
+	scripts/ee.sh
+	$(PY) -m pytest -q tests/ee
+
 integration: venv images
 	$(PY) -m pytest -q tests/integration
 
@@ -45,7 +56,7 @@ molecule: images
 
 fast: lint unit
 
-test: lint unit integration molecule
+test: lint unit collection integration molecule ee
 
 bench: images
 	scripts/bench.sh
