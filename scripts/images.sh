@@ -2,6 +2,7 @@
 # Build every image the tests and the demo use, locally and only when its inputs changed:
 #   tfserving-ansible/base:bookworm   debootstrap minbase, imported (no registry pulls)
 #   tfserving-ansible/host:bookworm   systemd + sshd + python3 fleet host
+#   tfserving-ansible/el-host:bookworm  the host above with rpm and dnf, presenting as EL (molecule/el)
 #   tfserving-double:test             the TF Serving TEST DOUBLE (tests/tfserving_double)
 # and start the local registry the hosts pull from (air-gapped fleet style).
 set -euo pipefail
@@ -31,6 +32,15 @@ if [ "$want" != "$have" ]; then
   docker build -q --label "tfserving-ansible.hash=$want" -t "$host" images/host >/dev/null
 fi
 rm -f images/host/authorized_keys
+
+# The EL-looking host of molecule/el (Debian + rpm + dnf), on top of the fleet host image.
+el_host=tfserving-ansible/el-host:bookworm
+want=$(find images/el-host -type f | sort | xargs cat | sha256sum | cut -c1-16)-$(docker image inspect -f '{{ .Id }}' "$host" | cut -c8-19)
+have=$(docker image inspect -f '{{ index .Config.Labels "tfserving-ansible.hash" }}' "$el_host" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "images: building $el_host"
+  docker build -q --label "tfserving-ansible.hash=$want" --build-arg "HOST=$host" -t "$el_host" images/el-host >/dev/null
+fi
 
 # A tiny HTTP server image (static busybox) for "the engine runs containers" checks.
 probe=tfserving-ansible/probe:busybox

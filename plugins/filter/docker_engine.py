@@ -13,6 +13,8 @@ import re
 from ansible.errors import AnsibleFilterError
 
 _RPM = re.compile(r"^(?:(?P<epoch>\d+):)?(?P<ver>\d+\.\d+\.\d+(?:\.ce)?)(?:-(?P<rel>\d[\w.]*))?$")
+# CentOS 7 extras' docker: '2:1.13.1', '1.13.1' or '2:1.13.1-209.git7d71120.el7.centos'.
+_CENTOS = re.compile(r"^(?:(?P<epoch>2):)?(?P<ver>1\.1[0-3]\.\d+)(?:-(?P<rel>\d[\w.]*))?$")
 _DEB = re.compile(r"^(?:(?P<epoch>\d+):)?(?P<ver>\d+\.\d+\.\d+(?:[.~]ce)?)(?P<rel>[-+~][\w.+~-]*)?$")
 
 # Epochs Docker's repositories use from 18.09 on.
@@ -28,6 +30,17 @@ def _parse(version: str, os_family: str, source: str = "docker"):
     """Return the match for a version string, or raise ValueError with the fix."""
     version = str(version).strip()
     if os_family == "RedHat":
+        if source == "distribution":
+            # On EL the distribution's Docker is CentOS 7's own 'docker' package (extras, epoch 2).
+            match = _CENTOS.match(version) if version else None
+            if not match:
+                raise ValueError(
+                    f"docker_engine_source 'distribution' is not available on RedHat-family hosts for "
+                    f"docker_engine_version '{version}': on EL it means CentOS 7's own 'docker' package "
+                    "(epoch 2: '2:1.13.1' or '2:1.12.6'); use docker_engine_source 'docker' (Docker's "
+                    "docker-ce repository) for docker-ce"
+                )
+            return match
         if source != "docker":
             raise ValueError(
                 f"docker_engine_source '{source}' is not available on RedHat-family hosts; "
@@ -45,6 +58,12 @@ def _parse(version: str, os_family: str, source: str = "docker"):
                 "'3:20.10.24', '3:20.10.24-3.el8' or a legacy '17.12.1.ce'"
             )
         ver = match["ver"]
+        if _numeric(ver) < (17, 3):
+            raise ValueError(
+                f"docker_engine_version '{version}': docker-ce starts at 17.03 in Docker's repository; "
+                f"Docker {ver} on EL is CentOS 7's own 'docker' package: set docker_engine_source "
+                f"'distribution' and docker_engine_version '2:{ver}', or pin a docker-ce release"
+            )
         if not ver.endswith(".ce") and _numeric(ver) < (18, 9):
             # Docker's RPMs before 18.09 are named '17.12.1.ce'; a bare '17.12.1' matches no package,
             # so it is completed here (the same build: docker-ce-17.12.1.ce-1.el7.centos).
@@ -114,6 +133,9 @@ def docker_engine_packages(version, os_family, source="docker", containerd_versi
         raise AnsibleFilterError(str(exc)) from exc
     if os_family == "Debian" and source == "distribution":
         return [f"docker.io={match['ver']}*" if match else "docker.io"]
+    if os_family == "RedHat" and source == "distribution":
+        # docker pulls docker-client and docker-common of the same version-release (exact Requires).
+        return [f"docker-2:{match['ver']}" + (f"-{match['rel']}" if match["rel"] else "") if match else "docker"]
 
     ver = match["ver"] if match else ""
     legacy = bool(ver) and (ver.endswith("ce") or _numeric(ver) < (18, 9))

@@ -24,6 +24,8 @@ _DOCKER = re.compile(
 _TOOLKIT = re.compile(r"^(?P<ver>\d+\.\d+\.\d+)(?:-(?P<rel>\d+))?$")
 _CUDA = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?$")
 
+# On EL, a Docker older than this is not docker-ce but the distribution's 'docker' (epoch 2).
+_CENTOS_DOCKER_BELOW = (17, 3)
 # docker-ce carries an epoch from 18.09 on: RPM 3, Debian 5. Other epochs belong to other packages.
 _EPOCHS = {"RedHat": "3", "Debian": "5"}
 _FOREIGN_EPOCHS = {
@@ -57,6 +59,15 @@ def parse_docker_version(raw, os_family):
     version = match["ver"]
     epoch = match["epoch"]
     numeric = _tuple(version)
+    if os_family == "RedHat" and numeric < _CENTOS_DOCKER_BELOW:
+        # Docker's repository starts at docker-ce 17.03 on EL; older Dockers on an EL host are the
+        # distribution's own 'docker' package (CentOS 7 extras: 2:1.12.6, 2:1.13.1), epoch 2.
+        if epoch not in (None, "2"):
+            raise ValueError(
+                f"Docker version '{raw}': Docker {version} on the RedHat family is CentOS's own 'docker' "
+                f"package, which carries epoch 2; nearest valid spellings: '{version}' or '2:{version}'"
+            )
+        return {"raw": text, "version": version, "tuple": numeric, "epoch": "2", "package": "docker"}
     if epoch is not None and os_family in _EPOCHS:
         want = _EPOCHS[os_family] if numeric >= (18, 9) else None
         if epoch != want:
@@ -73,7 +84,7 @@ def parse_docker_version(raw, os_family):
                 f"{'RPM' if os_family == 'RedHat' else 'Debian'} repository{owner_txt}; "
                 f"nearest valid spellings: {spellings}"
             )
-    return {"raw": text, "version": version, "tuple": numeric, "epoch": epoch}
+    return {"raw": text, "version": version, "tuple": numeric, "epoch": epoch, "package": "docker-ce"}
 
 
 def _cuda_tuple(text):
@@ -226,11 +237,13 @@ def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
         if built_for and built_for.group(1) != version:
             return _refuse(
                 plan,
-                f"nvidia-docker2 {requested_nd2} is built for docker-ce {built_for.group(1)}, but Docker is "
+                f"nvidia-docker2 {requested_nd2} is built for {docker['package']} {built_for.group(1)}, but Docker is "
                 f"{version}; nearest valid choices: Docker {built_for.group(1)} with it, or the build for "
                 f"Docker {version} (leave the nvidia-docker2 version at 2.0.3)",
                 [f"Docker {built_for.group(1)}", "nvidia-docker2 2.0.3"],
             )
+    if docker["package"] == "docker":
+        return _plan_centos_docker(plan, legacy, docker)
     build = next((b for b in legacy["builds"] if b["docker"] == version), None)
     release = None
     if build is not None:
@@ -268,6 +281,39 @@ def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
             "packages": packages,
             "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
             "docker_requirement": requirement,
+            "repositories": "nvidia-docker",
+            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
+        }
+    )
+    return plan
+
+
+def _plan_centos_docker(plan, legacy, docker):
+    """nvidia-docker2 2.0.3 built for CentOS 7's own docker package (requires 'docker = 2:X')."""
+    version = docker["version"]
+    builds = legacy["centos_docker_builds"]
+    build = next((b for b in builds if b["docker"] == version), None)
+    if build is None:
+        near = [b["docker"] for b in builds]
+        return _refuse(
+            plan,
+            f"nvidia-docker2 {legacy['nvidia_docker2_version']} has no build for CentOS's docker {version} "
+            f"(epoch 2); NVIDIA built it for CentOS's docker {' and '.join(near)}; nearest valid choices: "
+            f"docker 2:{' or 2:'.join(near)} with its nvidia-docker2 build, or docker-ce >= 19.03 with the "
+            "NVIDIA Container Toolkit",
+            [f"docker 2:{v}" for v in near] + ["Docker >= 19.03 + toolkit"],
+        )
+    nd2, ncr, release = legacy["nvidia_docker2_version"], legacy["runtime_version"], build["rpm_release"]
+    plan.update(
+        {
+            "path": "legacy",
+            "gpu_mode": "legacy",
+            "packages": [
+                f"nvidia-docker2-{nd2}-{release}.docker{version}",
+                f"nvidia-container-runtime-{ncr}-{release}.docker{version}",
+            ],
+            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
+            "docker_requirement": f"docker = 2:{version}",
             "repositories": "nvidia-docker",
             "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
         }
@@ -430,7 +476,7 @@ def nvidia_runtime_plan(
         docker = parse_docker_version(docker_version, os_family)
     except ValueError as exc:
         return _refuse(plan, str(exc), [])
-    plan["docker"] = {k: docker[k] for k in ("raw", "version", "epoch")}
+    plan["docker"] = {k: docker[k] for k in ("raw", "version", "epoch", "package")}
 
     gpus_flag = docker["tuple"] >= _tuple(matrix["gpus_flag_min_docker"])
     if flavor == "auto":

@@ -66,6 +66,7 @@ INSTANCE_KEYS = {
     "cpus",
     "shm_size",
     "extra_mounts",
+    "model_warmup",
 }
 MODEL_KEYS = {
     "name",
@@ -76,6 +77,9 @@ MODEL_KEYS = {
     "versions",
     "num_versions",
     "labels",
+    # Read by role tfserving_rollout: the longest the first prediction of a new version may take.
+    "first_predict_budget_ms",
+    "gpu_memory_mib",
 }
 BATCHING_KEYS = {"enabled", "parameters"}
 MONITORING_KEYS = {"enabled", "path"}
@@ -157,6 +161,7 @@ SETTINGS_DEFAULTS = {
     "model_config_poll_wait_seconds": 10,
     "file_system_poll_wait_seconds": 1,
     "allow_version_labels_for_unavailable_models": True,
+    "model_warmup": True,
     "server_flags": {},
     "batching_parameters": {},
     "monitoring_path": "/monitoring/prometheus/metrics",
@@ -464,6 +469,12 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
     mname = model.get("name")
     shown = mname if isinstance(mname, str) and mname else f"#{index}"
     _check_keys(errors, model, MODEL_KEYS, iname, shown)
+    budget = model.get("first_predict_budget_ms")
+    if "first_predict_budget_ms" in model and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0
+    ):
+        errors.add(f"expected a positive number of milliseconds, got {budget!r}", iname, shown,
+                   "first_predict_budget_ms")
     if not isinstance(mname, str) or not NAME_RE.match(mname):
         errors.add(
             f"{mname!r} is not a valid model name (letters, digits, '_', '.', '-'; at most 63; "
@@ -481,6 +492,15 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
             "name",
         )
     names.add(mname)
+
+    if "gpu_memory_mib" in model and not (_is_int(model["gpu_memory_mib"]) and model["gpu_memory_mib"] > 0):
+        errors.add(
+            "expected the GPU memory one version of this model needs, in MiB (a positive integer such as "
+            "6144), got {!r}".format(model["gpu_memory_mib"]),
+            iname,
+            mname,
+            "gpu_memory_mib",
+        )
 
     platform = model.get("platform", "tensorflow")
     if platform not in PLATFORMS:
@@ -754,6 +774,8 @@ def _validate_instance(errors, index, inst, listings, cfg):
                 errors.add("expected true or false", shown, None, "monitoring.enabled")
             if "path" in mon and not (isinstance(mon["path"], str) and mon["path"].startswith("/")):
                 errors.add("expected a URL path starting with '/'", shown, None, "monitoring.path")
+    if "model_warmup" in inst and not isinstance(inst["model_warmup"], bool):
+        errors.add("expected true or false", shown, None, "model_warmup")
     flags = inst.get("server_flags", {})
     if not isinstance(flags, dict):
         errors.add("expected a mapping of flag name -> value", shown, None, "server_flags")
@@ -943,6 +965,8 @@ def _model_plan(iname, model, listings, cfg, model_dir):
         "base_path": model["base_path"] if kind == "remote" else "{}/{}".format(cfg["container_model_path"], mname),
         "publish": [],
         "retire": [],
+        # GPU memory one version needs, when the inventory says (else estimated from its size on disk).
+        "gpu_memory_mib": model.get("gpu_memory_mib"),
         "stale_temp": sorted(
             f"{model_dir}/{mname}/{n}"
             for n in (host_listing.get("other") or [] if kind != "remote" else [])
@@ -1131,10 +1155,17 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
             args += ["--enable_batching=true", f"--batching_parameters_file={inside}/batching.config"]
         if monitoring_on:
             args.append(f"--monitoring_config_file={inside}/monitoring.config")
-        flags = {**cfg["server_flags"], **(inst.get("server_flags") or {})}
+        # Warm-up (assets.extra/tf_serving_warmup_requests replayed at load) is on by default in TF Serving
+        # (server.h); the flag is written only to turn it off, so upgrading the role never changes, and so
+        # recreates, a running container. An explicit server_flags.enable_model_warmup wins.
+        warmup = inst.get("model_warmup", cfg["model_warmup"])
+        flags = {**({} if warmup else {"enable_model_warmup": False}), **cfg["server_flags"],
+                 **(inst.get("server_flags") or {})}
         args += [f"--{k}={_flag_value(v)}" for k, v in sorted(flags.items())]
         item["args"] = args
         item["container"], item["device_kind"], item["gpu_note"] = _container_plan(inst, item, cfg)
+        gpus = _gpu_set(inst.get("gpus"))
+        item["gpus"] = gpus if gpus == "all" else list(gpus)
         out.append(item)
     return out
 

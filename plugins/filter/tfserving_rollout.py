@@ -37,6 +37,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 ENTRY_KEYS = {
     "model", "version", "instance", "source", "labels", "keep_previous", "versions", "check", "on_host_only",
+    "first_predict_budget_ms",
 }
 CHECK_KEYS = {
     "instances", "inputs", "expected", "signature_name", "tolerance", "relative_tolerance", "previous_expected",
@@ -224,6 +225,14 @@ def validate(rollouts):
                     problems.append(f"{where}: check needs exactly one of instances (row format) or inputs (columnar)")
                 if "expected" not in check:
                     problems.append(f"{where}: check needs expected, the outputs the new version must answer")
+        budget = entry.get("first_predict_budget_ms")
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
+                problems.append(f"{where}: first_predict_budget_ms must be a positive number of milliseconds, "
+                                f"found {budget!r}")
+            elif check is None:
+                problems.append(f"{where}: first_predict_budget_ms needs check (its request is the timed first "
+                                "prediction)")
         if entry.get("source") is not None and not str(entry["source"]).startswith("/"):
             problems.append(f"{where}: source must be an absolute directory on the control node")
     return problems
@@ -266,6 +275,17 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
             host_dir = "{}/{}/{}".format(model_root.rstrip("/"), inst["name"], entry["model"])
             check = _check_address(inst.get("bind_address", bind_address))
             rest_port = _int(inst.get("rest_port", 8501))
+            # The entry's budget, else the model's in the inventory. Rollbacks (on_host_only) without a
+            # check time nothing: the version they return to may be loaded already.
+            budget = entry.get("first_predict_budget_ms", model.get("first_predict_budget_ms"))
+            if budget is not None and entry.get("check") is None:
+                if not entry.get("on_host_only"):
+                    raise AnsibleFilterError(
+                        "tfserving_rollout_targets: model {} of instance {} has first_predict_budget_ms {} in the "
+                        "inventory, expected a check in its rollout entry: the check's request is the timed first "
+                        "prediction. Fix: add check (instances or inputs, expected) to the entry".format(
+                            entry["model"], inst["name"], budget))
+                budget = None
             out.append(
                 {
                     "key": "{}/{}".format(inst["name"], entry["model"]),
@@ -284,6 +304,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "keep_previous": entry.get("keep_previous"),
                     "versions": None if entry.get("versions") is None else sorted(_int(v) for v in entry["versions"]),
                     "check": entry.get("check"),
+                    "first_predict_budget_ms": budget,
                 }
             )
         if not found and entry.get("instance") is not None:
@@ -306,11 +327,6 @@ def _listing_versions(listing):
 
 def _available(statuses, model):
     return sorted(int(s["version"]) for s in (statuses or {}).get(model) or [] if s.get("state") == "AVAILABLE")
-
-
-# What a planned target keeps of its target record.
-_PLANNED_KEYS = ("key", "instance", "model", "version", "check_address", "rest_port", "rest_url", "host_dir",
-                 "config_path", "check", "source")
 
 
 def plan(targets_, instances, configs, host_listings, source_listings, statuses=None, staging=True):
@@ -463,7 +479,9 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
         overrides["restore"][target["key"]] = restore_model
         planned.append(
             {
-                **{k: target[k] for k in _PLANNED_KEYS},
+                **{k: target[k] for k in ("key", "instance", "model", "version", "check_address", "rest_port",
+                                           "rest_url", "host_dir", "config_path", "check", "source",
+                                           "first_predict_budget_ms")},
                 "labels": moved,
                 "publish": publish,
                 "staged": bool(publish and publish["staging_model"]),

@@ -7,6 +7,9 @@ Three outputs are understood, each as nvidia-smi really prints it (see the real 
   driver version, the highest CUDA version the driver supports, and per GPU the name, UUID,
   minor number (``/dev/nvidiaN``), PCI bus id, framebuffer memory and MIG mode.
 - ``nvidia-smi --query-gpu=FIELDS --format=csv[,noheader][,nounits]``: one row per GPU.
+
+Per GPU the framebuffer memory in use and free (``memory_used_mib``, ``memory_free_mib``) is read
+too, from ``fb_memory_usage`` (XML) or ``memory.used``/``memory.free`` (CSV).
 - ``nvidia-smi --version``: the driver and CUDA versions (newer drivers only).
 
 Runs on the managed host: standard library only.
@@ -28,7 +31,16 @@ _UNIT_SUFFIX = re.compile(r"^(?P<name>.+?)\s*\[(?P<unit>[^\]]+)\]$")
 _MIB = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>MiB|GiB|KiB)?$")
 
 # The fields the CSV path asks for, in this order.
-QUERY_FIELDS = ("index", "uuid", "name", "memory.total", "pci.bus_id", "driver_version")
+QUERY_FIELDS = (
+    "index",
+    "uuid",
+    "name",
+    "memory.total",
+    "pci.bus_id",
+    "driver_version",
+    "memory.used",
+    "memory.free",
+)
 
 # What nvidia-smi prints when it runs but the driver is not usable (stdout or stderr).
 _NO_DRIVER = (
@@ -124,6 +136,8 @@ def gpus_from_query(rows):
                 "uuid": _value(row["uuid"]),
                 "name": _value(row["name"]),
                 "memory_total_mib": _mib(row.get("memory.total")),
+                "memory_used_mib": _mib(row.get("memory.used")),
+                "memory_free_mib": _mib(row.get("memory.free")),
                 "pci_bus_id": _value(row.get("pci.bus_id")),
                 "minor_number": None,
                 "mig_mode": _value(row.get("mig.mode.current")),
@@ -156,6 +170,10 @@ def parse_xml(text):
                 "name": _text(gpu, "product_name"),
                 # Direct child only: MIG devices carry their own fb_memory_usage.
                 "memory_total_mib": _mib(_text(gpu, "fb_memory_usage/total")),
+                # What the processes on the GPU hold now, and what is left (the GPU memory headroom
+                # check of the serving roles compares a new model version with it).
+                "memory_used_mib": _mib(_text(gpu, "fb_memory_usage/used")),
+                "memory_free_mib": _mib(_text(gpu, "fb_memory_usage/free")),
                 "pci_bus_id": _text(gpu, "pci/pci_bus_id") or gpu.get("id"),
                 "minor_number": int(minor) if minor is not None and minor.isdigit() else None,
                 "mig_mode": _text(gpu, "mig_mode/current_mig"),

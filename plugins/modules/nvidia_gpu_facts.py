@@ -9,7 +9,8 @@ short_description: Report the NVIDIA GPUs, driver and supported CUDA version of 
 description:
   - Runs C(nvidia-smi -q -x) (and, when that report cannot be read, C(nvidia-smi --query-gpu=...
     --format=csv) with C(nvidia-smi --version)) and returns the GPU count, model names, memory,
-    UUIDs, minor numbers, the driver version and the highest CUDA version the driver supports.
+    UUIDs, minor numbers, memory in use and free per GPU, the driver version and the highest CUDA
+    version the driver supports.
   - A host without C(nvidia-smi), without a loaded driver or without a GPU is not an error; the
     module says so in RV(ansible_facts.nvidia_gpu.reason) with RV(ansible_facts.nvidia_gpu.available=false).
   - Read-only; never reports C(changed).
@@ -89,7 +90,9 @@ ansible_facts:
           type: int
           sample: 4
         gpus:
-          description: One entry per GPU.
+          description:
+            - One entry per GPU. C(memory_used_mib) and C(memory_free_mib) are the framebuffer memory
+              in use and free when nvidia-smi ran (null when it does not say).
           type: list
           elements: dict
           sample:
@@ -97,6 +100,8 @@ ansible_facts:
               uuid: GPU-d37e67a5-91dd-3774-a5cb-99096249601a
               name: Tesla T4
               memory_total_mib: 15360
+              memory_used_mib: 1032
+              memory_free_mib: 13939
               pci_bus_id: "00000000:00:1E.0"
               minor_number: 0
               mig_mode: null

@@ -83,6 +83,15 @@ options:
         before publishing, and fail on a difference. Models with string inputs are not compared.
     type: bool
     default: true
+  warmup_requests:
+    description:
+      - A JSON file of sample inputs in TF Serving's REST predict format (an object with C(instances),
+        the row format, or C(inputs), the columnar format; or a list of such objects) written into the version as
+        C(assets.extra/tf_serving_warmup_requests), the TFRecord of C(PredictionLog) records TF Serving
+        replays when it loads the version (C(--enable_model_warmup), on by default).
+      - Each record is read back and run on the export before it is published. Needs the
+        C(tensorflow-serving-api) package (extra C(warmup)). Part of the export's fingerprint.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -189,6 +198,11 @@ verification:
   returned: changed and not check mode
   type: dict
   sample: {"verified": true, "max_abs_diff": 0.0, "detail": "predictions equal the source model ..."}
+warmup:
+  description: Where the warm-up requests were written and how many records they hold.
+  returned: changed, not check mode, and O(warmup_requests) given
+  type: dict
+  sample: {"path": "/srv/model-repo/resnet/3/assets.extra/tf_serving_warmup_requests", "records": 2}
 msg:
   description: What happened, or would happen in check mode.
   returned: always
@@ -230,6 +244,7 @@ def run(module, api, quiet):
             outputs=api.parse_mapping(params["outputs"], "output"),
             channels_last=params["channels_last"],
             verify=params["verify"],
+            warmup_requests=pathlib.Path(params["warmup_requests"]) if params["warmup_requests"] else None,
         )
         # Converters print progress; the module's stdout must carry nothing but its JSON result.
         with quiet():
@@ -270,6 +285,7 @@ def main():
             "outputs": {"type": "dict", "default": {}},
             "channels_last": {"type": "bool", "default": False},
             "verify": {"type": "bool", "default": True},
+            "warmup_requests": {"type": "path"},
         },
         supports_check_mode=True,
     )

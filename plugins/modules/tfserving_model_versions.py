@@ -75,7 +75,11 @@ versions:
     saved_model:
       description: C(saved_model.pb) or C(saved_model.pbtxt) when present, else null.
       type: str
-  sample: [{"name": "00000123", "version": 123, "saved_model": "saved_model.pb"}]
+    bytes:
+      description: Size of the version on disk, the sum of its regular files (for an archive, their
+        unpacked sizes). The serving roles estimate a version's GPU memory from it.
+      type: int
+  sample: [{"name": "00000123", "version": 123, "saved_model": "saved_model.pb", "bytes": 12817}]
 other:
   description: Entries that are not versions (TF Serving ignores them), for example hidden temporary
     directories.
@@ -108,13 +112,24 @@ SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 
 
+def tree_bytes(path):
+    """Sum of the sizes of the regular files below path (symbolic links are not followed)."""
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            full = os.path.join(top, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                total += os.path.getsize(full)
+    return total
+
+
 def list_directory(path):
     versions, other = [], []
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         if VERSION_RE.match(name) and os.path.isdir(full):
             found = next((f for f in SAVED_MODEL_FILES if os.path.isfile(os.path.join(full, f))), None)
-            versions.append({"name": name, "version": int(name), "saved_model": found})
+            versions.append({"name": name, "version": int(name), "saved_model": found, "bytes": tree_bytes(full)})
         else:
             other.append(name)
     versions.sort(key=lambda v: (v["version"], v["name"]))
@@ -135,13 +150,13 @@ def _unsafe(name):
 
 
 def archive_members(path):
-    """[(name, is_dir, unsafe)] of a tar or zip archive."""
+    """[(name, is_dir, unsafe, size)] of a tar or zip archive (size: unpacked bytes of a regular file)."""
     out = []
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 name = _clean(info.filename)
-                out.append((name.rstrip("/"), info.is_dir(), _unsafe(name)))
+                out.append((name.rstrip("/"), info.is_dir(), _unsafe(name), 0 if info.is_dir() else info.file_size))
         return out
     with tarfile.open(path) as archive:
         for member in archive.getmembers():
@@ -151,21 +166,21 @@ def archive_members(path):
                 target = member.linkname
                 joined = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
                 unsafe = unsafe or target.startswith("/") or joined.startswith("..")
-            out.append((name.rstrip("/"), member.isdir(), unsafe))
+            out.append((name.rstrip("/"), member.isdir(), unsafe, member.size if member.isfile() else 0))
     return out
 
 
 def list_archive(path):
     members = [m for m in archive_members(path) if m[0] not in ("", ".")]
-    unsafe = sorted({name for name, _unused, bad in members if bad})
-    safe = [(name, is_dir) for name, is_dir, bad in members if not bad]
+    unsafe = sorted({name for name, _unused, bad, _size in members if bad})
+    safe = [(name, size) for name, _is_dir, bad, size in members if not bad]
     tops = {name.split("/")[0] for name, _unused in safe}
     prefix = ""
     if not any(VERSION_RE.match(t) for t in tops) and len(tops) == 1:
         prefix = next(iter(tops))
     found = {}
     other = set()
-    for name, _unused in safe:
+    for name, size in safe:
         rel = name[len(prefix) + 1 :] if prefix else name
         if prefix and not name.startswith(prefix + "/"):
             continue
@@ -175,7 +190,10 @@ def list_archive(path):
         if not VERSION_RE.match(parts[0]):
             other.add(parts[0])
             continue
-        entry = found.setdefault(parts[0], {"name": parts[0], "version": int(parts[0]), "saved_model": None})
+        entry = found.setdefault(
+            parts[0], {"name": parts[0], "version": int(parts[0]), "saved_model": None, "bytes": 0}
+        )
+        entry["bytes"] += size
         if len(parts) == 2 and parts[1] in SAVED_MODEL_FILES and entry["saved_model"] is None:
             entry["saved_model"] = parts[1]
     versions = sorted(found.values(), key=lambda v: (v["version"], v["name"]))

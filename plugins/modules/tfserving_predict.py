@@ -63,6 +63,12 @@ options:
     description: Seconds the request may take.
     type: float
     default: 30
+  latency_budget_ms:
+    description:
+      - Fail when the answer took longer than this many milliseconds (measured as RV(latency_ms)), even
+        when it is correct. Sent as the first request to a freshly loaded version, this catches a
+        version that is loaded but cold (no warm-up requests, or warm-up off).
+    type: float
 attributes:
   check_mode:
     support: full
@@ -98,6 +104,14 @@ EXAMPLES = r"""
 - name: Latency of the canary is printed
   ansible.builtin.debug:
     msg: "{{ __tfserving_canary.latency_ms }} ms"
+
+- name: The first prediction of a freshly loaded version is fast (it was warmed up at load)
+  tfserving.fleet.tfserving_predict:
+    rest_port: 8501
+    model: half_plus_two
+    version: 125
+    instances: [1.0]
+    latency_budget_ms: 200
 """
 
 RETURN = r"""
@@ -120,6 +134,11 @@ url:
   returned: always
   type: str
   sample: http://127.0.0.1:8501/v1/models/half_plus_two/labels/canary:predict
+over_budget:
+  description: Whether the answer took longer than O(latency_budget_ms).
+  returned: when O(latency_budget_ms) is set and the server answered
+  type: bool
+  sample: false
 mismatches:
   description: Where the answer differs from O(expected) (at most 20 entries).
   returned: when the answer differs
@@ -192,6 +211,7 @@ def main():
             tolerance=dict(type="float", default=1e-6),
             relative_tolerance=dict(type="float", default=0.0),
             timeout=dict(type="float", default=30),
+            latency_budget_ms=dict(type="float"),
         ),
         mutually_exclusive=[("version", "label"), ("instances", "inputs")],
         required_one_of=[("instances", "inputs")],
@@ -211,6 +231,8 @@ def main():
         problems.append(f"inputs must be a list or a mapping of input names, got {got}")
     if p["tolerance"] < 0 or p["relative_tolerance"] < 0:
         problems.append("tolerance and relative_tolerance must be >= 0")
+    if p["latency_budget_ms"] is not None and p["latency_budget_ms"] <= 0:
+        problems.append(f"latency_budget_ms must be > 0, got {p['latency_budget_ms']}")
     if p["timeout"] <= 0:
         problems.append(f"timeout must be > 0, got {p['timeout']}")
     if not p["model"]:
@@ -249,6 +271,18 @@ def main():
         result["msg"] = f"Model {p['model']} answered as expected in {result['latency_ms']} ms"
     else:
         result["msg"] = f"Model {p['model']} answered in {result['latency_ms']} ms"
+    budget = p["latency_budget_ms"]
+    if budget is not None:
+        result["over_budget"] = result["latency_ms"] > budget
+        if result["over_budget"]:
+            result["msg"] = (
+                f"Model {p['model']} answered {url} in {result['latency_ms']} ms, over its budget of {budget:g} ms "
+                "(expected at most the budget; a version without warm-up requests, or with warm-up off, pays "
+                "its lazy initialisation in its first requests). Fix: export the version with warm-up requests "
+                "(tfserving-export --warmup-requests) or raise the budget."
+            )
+            module.fail_json(**result)
+        result["msg"] += f", within its budget of {budget:g} ms"
     module.exit_json(**result)
 
 

@@ -42,6 +42,8 @@ class ExportRequest:
     outputs: list[tuple[str, str]] = field(default_factory=list)
     channels_last: bool = False  # onnx only
     verify: bool = True
+    # JSON file of TF Serving REST predict bodies: written as assets.extra/tf_serving_warmup_requests.
+    warmup_requests: pathlib.Path | None = None
 
     def params(self) -> dict:
         """What, besides the source bytes, decides the exported model (feeds the fingerprint)."""
@@ -53,6 +55,8 @@ class ExportRequest:
         }
         if self.format == "onnx":
             params["channels_last"] = self.channels_last
+        if self.warmup_requests is not None:
+            params["warmup_requests_sha256"] = repository.sha256_file(self.warmup_requests)
         return params
 
 
@@ -99,6 +103,13 @@ def _check_request(request: ExportRequest) -> None:
             expected=f"a name like serving_default ({NAME_PATTERN.pattern})",
             found=repr(request.signature_name),
             fix="pass --signature-name serving_default or another plain name",
+        )
+    if request.warmup_requests is not None and not pathlib.Path(request.warmup_requests).is_file():
+        raise ExportError(
+            f"warm-up sample file {request.warmup_requests} does not exist",
+            expected="a JSON file of TF Serving REST predict bodies",
+            found="no file at that path",
+            fix="check the path, or leave --warmup-requests out",
         )
     source = request.source
     if not source.exists():
@@ -282,6 +293,12 @@ def export(request: ExportRequest, *, check_mode: bool = False) -> dict:
                 found=f"{failed['name']}: {failed['detail']}",
                 fix="report this with the source model; nothing was written",
             )
+        warmup_result = None
+        if request.warmup_requests is not None:
+            from tfserving_export import warmup
+
+            warmup_result = warmup.write(export_dir, warmup.load_samples(request.warmup_requests),
+                                         model_name=decided.base_path.name, signature_name=request.signature_name)
         verification = (verify(export_dir, request.signature_name, reference) if request.verify
                         else {"verified": False, "detail": "comparison skipped on request"})
         signature = _signature_summary(export_dir, request.signature_name)
@@ -289,5 +306,7 @@ def export(request: ExportRequest, *, check_mode: bool = False) -> dict:
 
     result["signature"] = signature
     result["verification"] = verification
+    if warmup_result is not None:
+        result["warmup"] = {"path": str(decided.path / warmup.REQUESTS_PATH), "records": warmup_result["records"]}
     result["msg"] = f"wrote version {decided.version} to {decided.path}"
     return result

@@ -19,6 +19,8 @@ examples:
       --input image=input_tensor:0 --output scores=softmax_tensor:0
   tfserving-export from-keras model.keras --base-path /srv/models/churn --version 7
   tfserving-export from-onnx model.onnx --base-path /srv/models/bert --input tokens=input_ids
+  tfserving-export from-keras model.keras --base-path /srv/models/churn --warmup-requests samples.json
+  tfserving-export warmup /srv/build/churn/7 --requests samples.json
   tfserving-export inspect /srv/models/resnet/3 --json
   tfserving-export validate /srv/models/resnet
 """
@@ -41,6 +43,9 @@ def _add_export_arguments(parser: argparse.ArgumentParser, *, mapping_required: 
     parser.add_argument("--output", "-O", action="append", default=[], metavar="NAME=SOURCE",
                         required=mapping_required,
                         help="signature output NAME fetched from SOURCE; repeat per output")
+    parser.add_argument("--warmup-requests", type=pathlib.Path, default=None, metavar="SAMPLES.json",
+                        help="also write assets.extra/tf_serving_warmup_requests from these sample inputs "
+                             "(TF Serving REST predict bodies: one, or a list), replayed by TF Serving at load")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip comparing the export's predictions with the source model's")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -82,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", type=pathlib.Path, help="a version directory or a model base path")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    warm = sub.add_parser("warmup", help="write a SavedModel's warm-up requests from sample inputs (extra 'warmup')",
+                          description="Write assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog, "
+                                      "as TF Serving reads it at load) into a version directory from sample "
+                                      "inputs in TF Serving's REST predict format, then read the records back "
+                                      "and run each on the model. Use it before the version is published: "
+                                      "TF Serving reads the file only when it loads the version.")
+    warm.add_argument("path", type=pathlib.Path, help="a SavedModel version directory")
+    warm.add_argument("--requests", "-r", type=pathlib.Path, required=True, metavar="SAMPLES.json",
+                      help='JSON: {"instances": [...]} or {"inputs": ...} (optionally "signature_name"), or a '
+                           "list of such bodies, one warm-up record each (at most 1000)")
+    warm.add_argument("--model-name", default="", help="model name recorded in each request (TF Serving ignores it)")
+    warm.add_argument("--signature-name", default="serving_default",
+                      help="signature of samples that name none (default: %(default)s)")
+    warm.add_argument("--json", action="store_true", help="print the result as JSON")
+
     validate = sub.add_parser("validate", help="check a SavedModel the way TF Serving loads it",
                               description="Checks: saved_model.pb parses, a MetaGraph has exactly the "
                                           "tag set, the signature exists, its tensors exist, variables "
@@ -109,6 +129,8 @@ def _print_export(result: dict) -> None:
     verification = result.get("verification")
     if verification:
         print(("verified: " if verification["verified"] else "not verified: ") + verification["detail"])
+    if result.get("warmup"):
+        print(f"warm-up: {result['warmup']['records']} record(s) in {result['warmup']['path']}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,12 +147,21 @@ def _run(args: argparse.Namespace) -> int:
             outputs=api.parse_mapping(args.output, "output"),
             channels_last=getattr(args, "channels_last", False),
             verify=not args.no_verify,
+            warmup_requests=args.warmup_requests,
         )
         result = api.export(request)
         if args.json:
             print(json.dumps(result, indent=2, sort_keys=True))
         else:
             _print_export(result)
+        return 0
+
+    if args.command == "warmup":
+        from tfserving_export import warmup
+
+        result = warmup.write(args.path, warmup.load_samples(args.requests), model_name=args.model_name,
+                              signature_name=args.signature_name)
+        print(json.dumps(result, indent=2, sort_keys=True) if args.json else result["msg"])
         return 0
 
     from tfserving_export import savedmodel

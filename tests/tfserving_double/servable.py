@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from .errors import Code, TFError, internal, not_found
 
@@ -76,10 +77,24 @@ def find_meta_graph(saved_model, tags: list[str]):
     )
 
 
+# Test extension, not TF Serving: a version holding this file (a number of milliseconds) makes its first
+# Session::Run after the load cost that much more, as lazy initialisation (graph optimisation, XLA, GPU
+# kernels) does on a real server. Warm-up at load pays it, so clients of a warmed-up version do not.
+COLD_START_FILE = os.path.join("assets.extra", "tfserving_double_cold_start_ms")
+
+
+def cold_start_seconds(export_dir: str) -> float:
+    try:
+        with open(os.path.join(export_dir, COLD_START_FILE), encoding="utf-8") as handle:
+            return max(0.0, float(handle.read().strip())) / 1000.0
+    except (OSError, ValueError):
+        return 0.0
+
+
 class Servable:
     """One version of one model: a TensorFlow session holding the SavedModel's graph."""
 
-    def __init__(self, name: str, version: int, path: str, session, meta_graph):
+    def __init__(self, name: str, version: int, path: str, session, meta_graph, cold_start: float = 0.0):
         self.name = name
         self.version = version
         self.path = path
@@ -87,6 +102,8 @@ class Servable:
         self.meta_graph = meta_graph
         self._callables: dict = {}
         self._lock = threading.Lock()
+        self._cold_start = cold_start
+        self._cold_lock = threading.Lock()
 
     @property
     def signature_defs(self):
@@ -97,6 +114,11 @@ class Servable:
         from tensorflow.core.protobuf import config_pb2
 
         tf = tensorflow()
+        if self._cold_start:
+            with self._cold_lock:  # the first run pays the start-up cost; concurrent first runs wait for it
+                if self._cold_start:
+                    time.sleep(self._cold_start)
+                    self._cold_start = 0.0
         feed_names = tuple(feeds)
         key = (feed_names, tuple(fetches))
         with self._lock:
@@ -146,4 +168,4 @@ def load(
     except Exception as err:
         session.close()
         raise internal(f"Failed to load SavedModel at {path}: {err}") from None
-    return Servable(name, version, path, session, meta_graph)
+    return Servable(name, version, path, session, meta_graph, cold_start_seconds(path))

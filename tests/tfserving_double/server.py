@@ -92,7 +92,7 @@ class DoubleServer:
         else:
             intra = inter = a.tensorflow_session_parallelism
         from . import core as core_mod
-        from . import inference, metrics, servable
+        from . import inference, metrics, servable, warmup
 
         inference.Settings.method_name_check = a.enable_signature_method_name_check
         tags = [tag for tag in a.saved_model_tags.split(",")]
@@ -100,7 +100,15 @@ class DoubleServer:
         self.metrics = metrics.Metrics()
 
         def loader(name, version, path):
-            return servable.load(name, version, path, tags, intra, inter)
+            loaded = servable.load(name, version, path, tags, intra, inter)
+            if a.enable_model_warmup:
+                # saved_model_bundle_source_adapter.cc: warm-up is part of the load; its failure fails it.
+                try:
+                    warmup.run(loaded, path, a.num_request_iterations_for_warmup)
+                except TFError:
+                    loaded.close()
+                    raise
+            return loaded
 
         options = core_mod.CoreOptions(
             file_system_poll_wait_seconds=a.file_system_poll_wait_seconds,

@@ -200,3 +200,77 @@ def test_debian_repository_definition(distribution, release, arch, deb_arch):
         f"Architectures: {deb_arch}\n"
         "Signed-By: /etc/apt/keyrings/docker.asc\n"
     )
+
+
+# CentOS 7's own docker (extras, epoch 2) is docker_engine_source 'distribution' on EL.
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("2:1.13.1", ["docker-2:1.13.1"]),
+        ("1.13.1", ["docker-2:1.13.1"]),
+        ("2:1.13.1-209.git7d71120.el7.centos", ["docker-2:1.13.1-209.git7d71120.el7.centos"]),
+        ("2:1.12.6", ["docker-2:1.12.6"]),
+        ("", ["docker"]),
+    ],
+)
+def test_centos_docker_package_strings(version, expected):
+    assert docker_engine_packages(version, "RedHat", "distribution") == expected
+    assert docker_engine_version_problem(version, "RedHat", "distribution") == ""
+
+
+@pytest.mark.parametrize(
+    ("version", "source", "message"),
+    [
+        (
+            "3:1.13.1",
+            "distribution",
+            "docker_engine_source 'distribution' is not available on RedHat-family hosts for docker_engine_version "
+            "'3:1.13.1': on EL it means CentOS 7's own 'docker' package (epoch 2: '2:1.13.1' or '2:1.12.6'); use "
+            "docker_engine_source 'docker' (Docker's docker-ce repository) for docker-ce",
+        ),
+        (
+            "1.13.1",
+            "docker",
+            "docker_engine_version '1.13.1': docker-ce starts at 17.03 in Docker's repository; Docker 1.13.1 on EL "
+            "is CentOS 7's own 'docker' package: set docker_engine_source 'distribution' and docker_engine_version "
+            "'2:1.13.1', or pin a docker-ce release",
+        ),
+    ],
+)
+def test_centos_docker_mix_ups_name_the_fix(version, source, message):
+    assert docker_engine_version_problem(version, "RedHat", source) == message
+    with pytest.raises(AnsibleFilterError):
+        docker_engine_packages(version, "RedHat", source)
+
+
+def test_centos_docker_is_locked_by_package_name():
+    # vars/main.yml derives the names to lock from the package strings.
+    import re
+
+    names = [re.sub(r"[-=][0-9].*$", "", spec) for spec in docker_engine_packages("2:1.13.1", "RedHat", "distribution")]
+    assert names == ["docker"]
+
+
+DROP_IN = "etc/systemd/system/docker.service.d/docker-engine-proxy.conf.j2"
+
+
+def test_proxy_drop_in_renders_each_setting():
+    rendered = _render(DROP_IN, "RedHat.yml", {"distribution": "Rocky"}, {"docker_engine_proxy": {
+        "http_proxy": "http://proxy.internal:3128", "https_proxy": "http://proxy.internal:3128",
+        "no_proxy": ["localhost", "127.0.0.1", "10.0.0.0/8"]}})
+    assert rendered == (
+        "# Ansible managed\n"
+        "# Proxy for dockerd's own connections (image pulls, registry logins): docker_engine_proxy.\n"
+        "[Service]\n"
+        'Environment="HTTP_PROXY=http://proxy.internal:3128"\n'
+        'Environment="HTTPS_PROXY=http://proxy.internal:3128"\n'
+        'Environment="NO_PROXY=localhost,127.0.0.1,10.0.0.0/8"\n'
+    )
+
+
+def test_proxy_drop_in_leaves_out_what_is_not_set():
+    rendered = _render(DROP_IN, "Debian.yml", {"distribution": "Debian", "architecture": "x86_64"},
+                       {"docker_engine_proxy": {"https_proxy": "http://p:3128", "no_proxy": "a,b"}})
+    assert "HTTP_PROXY=" not in rendered
+    assert 'Environment="HTTPS_PROXY=http://p:3128"' in rendered
+    assert 'Environment="NO_PROXY=a,b"' in rendered

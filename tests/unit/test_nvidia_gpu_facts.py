@@ -156,6 +156,8 @@ def test_csv_windows_sample_with_units():
             "uuid": "GPU-df6e7a7c-7314-46f8-abc4-b88b36dcf3aa",
             "name": "NVIDIA GeForce RTX 2080 SUPER",
             "memory_total_mib": 8192,
+            "memory_used_mib": 876,
+            "memory_free_mib": 7316,
             "pci_bus_id": "00000000:0C:00.0",
             "minor_number": None,
             "mig_mode": None,
@@ -194,7 +196,7 @@ def test_csv_noheader_uses_the_queried_field_names():
 
 
 def test_csv_row_with_wrong_cell_count_is_refused():
-    with pytest.raises(smi.NvidiaSmiParseError, match="has 2 cells, expected 6"):
+    with pytest.raises(smi.NvidiaSmiParseError, match="has 2 cells, expected 8"):
         smi.parse_query_csv("0, GPU-x\n", fields=smi.QUERY_FIELDS)
 
 

@@ -476,3 +476,74 @@ def test_docker_version_filter():
 
 def test_matrix_has_at_least_thirty_tabled_combinations():
     assert len(EL7_LEGACY) + len(DEB_LEGACY) + len(EPOCHS) + len(TOOLKIT) + len(REFUSALS) + len(DRIVER_CUDA) >= 30
+
+
+# CentOS 7's own docker (extras, epoch 2) with the nvidia-docker2 builds NVIDIA made for it.
+CENTOS_DOCKER = [
+    ("2:1.13.1", "1.13.1"),
+    ("1.13.1", "1.13.1"),  # what `dockerd --version` says on such a host
+    ("2:1.13.1-209.git7d71120.el7.centos", "1.13.1"),
+    ("2:1.12.6-71.git3e8e77d.el7.centos", "1.12.6"),
+    ("1.12.6", "1.12.6"),
+]
+
+
+@pytest.mark.parametrize("docker, upstream", CENTOS_DOCKER)
+def test_centos_docker_gets_its_own_nvidia_docker2_build(docker, upstream):
+    p = plan(docker, EL7)
+    assert p["ok"], p["error"]
+    assert p["path"] == "legacy" and p["gpu_mode"] == "legacy"
+    assert p["packages"] == [
+        f"nvidia-docker2-2.0.3-1.docker{upstream}",
+        f"nvidia-container-runtime-2.0.0-1.docker{upstream}",
+    ]
+    assert p["docker_requirement"] == f"docker = 2:{upstream}"
+    assert p["docker"]["package"] == "docker" and p["docker"]["epoch"] == "2"
+    assert p["daemon_options"] == NVIDIA_RUNTIME
+
+
+def test_centos_docker_with_an_explicit_matching_build():
+    p = plan("2:1.13.1", EL7, nvidia_docker2_version="2.0.3-1.docker1.13.1")
+    assert p["ok"], p["error"]
+    assert p["packages"][0] == "nvidia-docker2-2.0.3-1.docker1.13.1"
+
+
+def test_centos_docker_with_the_other_build_is_refused():
+    p = plan("2:1.12.6", EL7, nvidia_docker2_version="2.0.3-1.docker1.13.1")
+    assert not p["ok"]
+    assert "nvidia-docker2 2.0.3-1.docker1.13.1 is built for docker 1.13.1, but Docker is 1.12.6" in p["error"]
+
+
+def test_centos_docker_without_a_build_names_the_builds_there_are():
+    p = plan("2:1.10.3", EL7)
+    assert not p["ok"]
+    assert p["error"] == (
+        "nvidia-docker2 2.0.3 has no build for CentOS's docker 1.10.3 (epoch 2); NVIDIA built it for "
+        "CentOS's docker 1.12.6 and 1.13.1; nearest valid choices: docker 2:1.12.6 or 2:1.13.1 with its "
+        "nvidia-docker2 build, or docker-ce >= 19.03 with the NVIDIA Container Toolkit"
+    )
+
+
+def test_centos_docker_with_a_wrong_epoch_is_refused():
+    p = plan("3:1.13.1", EL7)
+    assert not p["ok"]
+    assert p["error"] == (
+        "Docker version '3:1.13.1': Docker 1.13.1 on the RedHat family is CentOS's own 'docker' package, "
+        "which carries epoch 2; nearest valid spellings: '1.13.1' or '2:1.13.1'"
+    )
+
+
+def test_centos_docker_is_refused_on_el8_like_every_legacy_build():
+    p = plan("2:1.13.1", EL8)
+    assert not p["ok"] and "not Rocky 8" in p["error"]
+
+
+def test_centos_docker_cannot_take_the_toolkit():
+    p = plan("2:1.13.1", EL7, flavor="toolkit", toolkit_version="1.17.8")
+    assert not p["ok"] and "needs Docker >= 19.03" in p["error"]
+
+
+def test_docker_ce_keeps_its_package_name():
+    assert plan("3:18.09.7", EL7)["docker"]["package"] == "docker-ce"
+    assert plan("17.12.1.ce", EL7)["docker"]["package"] == "docker-ce"
+    assert plan("20.10.24", BOOKWORM, toolkit_version="1.17.8")["docker"]["package"] == "docker-ce"

@@ -607,6 +607,35 @@ def test_plan_server_flags_and_mounts():
     assert main["check_address"] == "127.0.0.1"
 
 
+def test_plan_leaves_model_warmup_at_tf_servings_default_on_and_an_instance_may_turn_it_off():
+    inst = inventory()
+    inst[1]["model_warmup"] = False
+    main, tf2 = flt.plan(inst, settings(), listings_for(inst))
+    # On is TF Serving's default: no flag, so a role upgrade leaves running containers' commands alone.
+    assert [a for a in main["args"] if "warmup" in a] == []
+    assert [a for a in tf2["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
+    main, _ = flt.plan(inst, settings(model_warmup=False), listings_for(inst))
+    assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
+    # An older inventory's server_flags.enable_model_warmup wins, and the flag is never given twice.
+    inst[0]["server_flags"] = {"enable_model_warmup": False}
+    main, _ = flt.plan(inst, settings(), listings_for(inst))
+    assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
+
+
+def test_rejects_bad_model_warmup_and_first_predict_budget():
+    inst = inventory()
+    inst[0]["model_warmup"] = "yes"
+    assert "field 'model_warmup'" in the_error(inst)
+    inst = inventory()
+    inst[0]["models"][0]["first_predict_budget_ms"] = 250
+    inst[0]["models"][1]["first_predict_budget_ms"] = 0.5
+    assert errors_of(inst) == []
+    for bad in (0, -5, "fast", True):
+        inst[0]["models"][1]["first_predict_budget_ms"] = bad
+        err = the_error(inst)
+        assert "field 'first_predict_budget_ms'" in err and "positive number of milliseconds" in err
+
+
 def test_plan_binds_ipv6_addresses_in_brackets():
     inst = inventory()
     inst[0]["bind_address"] = "::1"

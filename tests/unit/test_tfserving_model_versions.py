@@ -16,6 +16,11 @@ from conftest import TESTDATA
 TF = TESTDATA / "tfserving"
 
 
+def size_of(path):
+    """What du --apparent-size -b would say for the regular files below path."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
 def run_main(capsys, args):
     with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
         tmv.main()
@@ -26,15 +31,24 @@ def test_lists_the_two_versions_of_the_test_model(capsys):
     code, result = run_main(capsys, {"path": str(TF / "saved_model_half_plus_two_2_versions")})
     assert code == 0
     assert result["changed"] is False and result["exists"] is True and result["kind"] == "directory"
+    two = TF / "saved_model_half_plus_two_2_versions"
     assert result["versions"] == [
-        {"name": "00000123", "version": 123, "saved_model": "saved_model.pb"},
-        {"name": "00000124", "version": 124, "saved_model": "saved_model.pb"},
+        {"name": "00000123", "version": 123, "saved_model": "saved_model.pb", "bytes": size_of(two / "00000123")},
+        {"name": "00000124", "version": 124, "saved_model": "saved_model.pb", "bytes": size_of(two / "00000124")},
     ]
+    assert all(v["bytes"] > 10_000 for v in result["versions"])
 
 
 def test_reports_a_version_without_saved_model():
     result = tmv.inspect(str(TF / "bad_half_plus_two"))
-    assert result["versions"] == [{"name": "00000123", "version": 123, "saved_model": None}]
+    assert result["versions"] == [
+        {
+            "name": "00000123",
+            "version": 123,
+            "saved_model": None,
+            "bytes": size_of(TF / "bad_half_plus_two" / "00000123"),
+        }
+    ]
 
 
 def test_non_numeric_entries_are_not_versions(tmp_path):
@@ -68,9 +82,10 @@ def test_tar_archive_with_versions_under_one_top_directory(tmp_path, suffix, mod
         tar.add(TF / "saved_model_half_plus_two_2_versions", arcname="half_plus_two")
     result = tmv.inspect(str(archive))
     assert result["kind"] == "archive" and result["prefix"] == "half_plus_two"
-    assert [(v["name"], v["saved_model"]) for v in result["versions"]] == [
-        ("00000123", "saved_model.pb"),
-        ("00000124", "saved_model.pb"),
+    two = TF / "saved_model_half_plus_two_2_versions"
+    assert [(v["name"], v["saved_model"], v["bytes"]) for v in result["versions"]] == [
+        ("00000123", "saved_model.pb", size_of(two / "00000123")),
+        ("00000124", "saved_model.pb", size_of(two / "00000124")),
     ]
     assert result["unsafe_members"] == []
 
@@ -91,7 +106,10 @@ def test_zip_archive(tmp_path):
             zf.write(path, arcname=str(path.relative_to(src.parent)))
     result = tmv.inspect(str(archive))
     assert result["prefix"] == "saved_model_half_plus_two_tf2_cpu"
-    assert result["versions"] == [{"name": "00000123", "version": 123, "saved_model": "saved_model.pb"}]
+    # Unpacked sizes: what the version takes on the host once published.
+    assert result["versions"] == [
+        {"name": "00000123", "version": 123, "saved_model": "saved_model.pb", "bytes": size_of(src / "00000123")}
+    ]
 
 
 def test_unsafe_archive_members_are_reported(tmp_path):

@@ -149,9 +149,31 @@ def test_request_timeout(fake, capsys):
     assert failed and "no answer within 0.2s" in result["msg"]
 
 
+def test_latency_budget_fails_a_correct_but_slow_answer(fake, capsys):
+    fake.on("POST", PREDICT, Answer(200, predictions_body([2.5]), delay=0.3))
+    failed, result = run(capsys, fake.port, instances=[1.0], expected=[2.5], latency_budget_ms=100)
+    assert failed and result["over_budget"] is True
+    assert result["latency_ms"] >= 300
+    assert result["msg"].startswith(
+        f"Model half_plus_two answered http://127.0.0.1:{fake.port}{PREDICT} in {result['latency_ms']} ms, "
+        "over its budget of 100 ms (expected at most the budget;"
+    )
+    assert "tfserving-export --warmup-requests" in result["msg"]
+    assert result["outputs"] == [2.5]
+
+    fake.on("POST", PREDICT, ok(predictions_body([2.5])))
+    failed, result = run(capsys, fake.port, instances=[1.0], expected=[2.5], latency_budget_ms=5000)
+    assert not failed and result["over_budget"] is False
+    assert result["msg"].endswith("within its budget of 5000 ms")
+    # A wrong answer is reported as wrong, whatever its latency.
+    failed, result = run(capsys, fake.port, instances=[1.0], expected=[9.0], latency_budget_ms=5000)
+    assert failed and "differs from the expected" in result["msg"] and "over_budget" not in result
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
+        ({"instances": [1.0], "latency_budget_ms": 0}, "latency_budget_ms must be > 0"),
         ({"instances": [1.0], "inputs": [1.0]}, "mutually exclusive"),
         ({}, "one of the following is required: instances, inputs"),
         ({"instances": {"x": 1}}, "instances must be a list"),

@@ -169,6 +169,11 @@ def test_a_complete_entry_is_valid():
         ([{"model": "m", "version": 1, "check": {"instances": [1]}}], "check needs expected"),
         ([{"model": "m", "version": 1, "check": {**CHECK, "expect": 1}}], "unknown check key(s) expect"),
         ([{"model": "m", "version": 1, "source": "relative/dir"}], "source must be an absolute directory"),
+        ([{"model": "m", "version": 1, "check": CHECK, "first_predict_budget_ms": 0}],
+         "first_predict_budget_ms must be a positive number of milliseconds"),
+        ([{"model": "m", "version": 1, "check": CHECK, "first_predict_budget_ms": "fast"}],
+         "first_predict_budget_ms must be a positive number of milliseconds"),
+        ([{"model": "m", "version": 1, "first_predict_budget_ms": 100}], "first_predict_budget_ms needs check"),
     ],
 )
 def test_each_problem_of_a_rollout_is_named(rollouts, message):
@@ -497,3 +502,26 @@ def test_filters_are_registered():
             "tfserving_rollout_failed", "tfserving_rollout_failure_text", "tfserving_rollout_restored_text",
             "tfserving_rollout_describe", "tfserving_rollout_proofs",
             "tfserving_rollout_expectation_text"} == names
+
+
+# -- first-prediction budget ------------------------------------------------------------------------------
+def test_first_predict_budget_comes_from_the_entry_or_the_inventory_model(host_dir, source):
+    instances = inventory(str(source), first_predict_budget_ms=250)
+    entry = {"model": "half_plus_two", "version": 125, "check": CHECK}
+    (target,) = flt.targets([entry], instances)
+    assert target["first_predict_budget_ms"] == 250
+    (target,) = flt.targets([{**entry, "first_predict_budget_ms": 900}], instances)
+    assert target["first_predict_budget_ms"] == 900
+    (target,) = flt.targets([entry], inventory(str(source)))
+    assert target["first_predict_budget_ms"] is None
+    # The plan hands it to the tasks with each target.
+    plan = make_plan(instances, [entry], host_dir)
+    assert [t["first_predict_budget_ms"] for t in plan["targets"]] == [250]
+
+
+def test_an_inventory_budget_without_a_check_is_refused_except_for_rollbacks(source):
+    instances = inventory(str(source), first_predict_budget_ms=250)
+    with pytest.raises(AnsibleFilterError, match="has first_predict_budget_ms 250 in the inventory, expected a check"):
+        flt.targets([{"model": "half_plus_two", "version": 125}], instances)
+    (target,) = flt.targets([{"model": "half_plus_two", "version": 124, "on_host_only": True}], instances)
+    assert target["first_predict_budget_ms"] is None

@@ -6,6 +6,7 @@ The tests run in file order: the first ones check what converge built, the later
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -258,10 +259,43 @@ def test_server_flags(host):
     assert "--monitoring_config_file=/etc/tfserving/monitoring.config" in inspect(host, "tfserving-tf2")["Args"]
 
 
-def test_monitoring_endpoint(address):
-    answer = rest(address, 9501, "/monitoring/prometheus/metrics")
+def scrape(address, port):
+    """{series: value} of a Prometheus text page (series = name plus its label set, as printed)."""
+    answer = rest(address, port, "/monitoring/prometheus/metrics")
     assert answer.status_code == 200, answer.text
-    assert "# TYPE" in answer.text
+    assert answer.headers["Content-Type"].startswith("text/plain"), answer.headers
+    series = {}
+    for line in answer.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            series[name] = float(value)
+    return answer.text, series
+
+
+def test_monitoring_endpoint_exports_the_per_model_series_a_scrape_relies_on(address):
+    """What dashboards and the alert rules read, per model: requests by status, latency, loads."""
+    model = "half_plus_two_tf2"
+    count = f':tensorflow:serving:request_count{{model_name="{model}",status="OK"}}'
+    latency = f':tensorflow:serving:request_latency_count{{model_name="{model}",API="predict",entrypoint="REST"}}'
+    _, before = scrape(address, 9501)
+    for _ in range(3):
+        assert rest(address, 9501, f"/v1/models/{model}:predict", PREDICT).json() == {"predictions": EXPECTED}
+    page, after = scrape(address, 9501)
+    for kind, metric in (("counter", ":tensorflow:serving:request_count"),
+                         ("histogram", ":tensorflow:serving:request_latency"),
+                         ("counter", ":tensorflow:cc:saved_model:load_attempt_count")):
+        assert f"# TYPE {metric} {kind}" in page, page
+    assert after[count] - before.get(count, 0) == 3, page
+    assert after[latency] - before.get(latency, 0) == 3, page
+    inf = latency.replace("_count{", "_bucket{").replace('"}', '",le="+Inf"}')
+    assert after[inf] == after[latency], page  # buckets are cumulative: +Inf holds every request
+    # The version it serves was loaded once, successfully (the load-failure alert reads status="fail").
+    loads = [s for s in after if s.startswith(":tensorflow:cc:saved_model:load_attempt_count{")]
+    served = rf'model_path="[^"]*/{model}/0*123",status="success"'
+    assert [after[s] for s in loads if re.search(served, s)] == [1], loads
+    assert not [s for s in loads if 'status="fail"' in s], loads
+    # The instance without monitoring exports nothing (its monitoring config is absent).
+    assert rest(address, 8501, "/monitoring/prometheus/metrics").status_code == 404
 
 
 def test_fleet_is_pinned_to_a_digest_and_it_is_recorded(host):
@@ -431,3 +465,50 @@ def test_image_archive_from_the_control_node_is_loaded_once_and_served(host, add
     assert rc == 0, output[-4000:]
     assert recap(output)["changed"] == 0, output[-4000:]
     assert task_result(output, "Image archive is on the host") == "skipping", output[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# registry credentials (docs/runbooks/rotate-registry-credentials.md): a registry that requires a login
+
+AUTH_REGISTRY = "172.17.0.1:5001"
+AUTH_DIR = pathlib.Path("/var/tmp/tfserving-ansible-registry-auth")  # scripts/registry.sh
+
+
+def test_a_registry_that_requires_a_login_pulls_with_the_right_password_only(host, address, tmp_path):
+    """Runs last: it moves the remaining instance to the image of the registry that requires a login."""
+    password = (AUTH_DIR / "password").read_text().strip()
+    wrong = "wrong-" + password[::-1]
+    image = f"{AUTH_REGISTRY}/tfserving-double:test"
+    unauthenticated = requests.get("http://127.0.0.1:5001/v2/tfserving-double/tags/list", timeout=10)
+    assert unauthenticated.status_code == 401  # the registry really requires the login
+
+    def run(secret):
+        credentials = json.dumps({
+            "tfserving_image_cpu": image, "tfserving_image_gpu": image,
+            "tfserving_registry_url": AUTH_REGISTRY, "tfserving_registry_username": "tfs-test",
+            "tfserving_registry_password": secret,
+        })
+        rc, output = run_serving(tmp_path, main_only(), "-e", credentials, "-vvv")
+        for text in (password, wrong, base64.b64encode(f"tfs-test:{secret}".encode()).decode()):
+            assert text not in output
+        return rc, output
+
+    before = identity_of(host, "tfserving-main")
+    rc, output = run(wrong)
+    assert rc != 0
+    assert task_result(output, "Registry login failure is explained without the credentials") == "fatal", output[-4000:]
+    assert "the registry refused the credentials. Fix tfserving_registry_username" in output
+    assert identity_of(host, "tfserving-main") == before
+    assert host.run(f"docker image inspect {image}").rc != 0 and "172.17.0.1:5001" not in host.run(
+        "cat /root/.docker/config.json").stdout
+
+    try:
+        rc, output = run(password)
+        assert rc == 0, output[-4000:]
+        assert task_result(output, "Registry login is in place") == "changed", output[-4000:]
+        running = inspect(host, "tfserving-main")["Config"]["Image"]
+        assert running.startswith(f"{AUTH_REGISTRY}/tfserving-double@sha256:"), running  # pulled from there
+        answer = rest(address, 8501, "/v1/models/half_plus_two/labels/stable:predict", PREDICT)
+        assert answer.json()["predictions"] == EXPECTED
+    finally:
+        host.run(f"docker logout {AUTH_REGISTRY}")
