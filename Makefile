@@ -8,11 +8,11 @@ VENV := $(if $(filter 2.16,$(ANSIBLE_CORE)),.venv-2.16,.venv)
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(CURDIR)/.ansible/collections
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: help venv engine images lint unit unit-2.16 integration molecule test fast demo demo-clean bench clean
+.PHONY: help venv engine images lint unit unit-2.16 collection ee integration molecule test fast demo demo-clean bench clean
 
 help:
 	@echo "make demo        deploy TF Serving on the local sandbox fleet (test double image)"
@@ -20,6 +20,8 @@ help:
 	@echo "make fast        the everyday lane: lint + unit tests (a few minutes)"
 	@echo "make unit ANSIBLE_CORE=2.16   unit tests under the ansible-core 2.16 environment (.venv-2.16)"
 	@echo "make molecule    Molecule scenarios only (SCENARIO=name for one)"
+	@echo "make collection  build + install the collection; unit tests and ansible-test sanity on that copy"
+	@echo "make ee          build the execution environment image; run site/status in it with ansible-runner"
 	@echo "make bench       benchmarks that print figures"
 	@echo "make demo-clean  remove the sandbox fleet"
 
@@ -45,6 +47,15 @@ UNIT_2_16 := tests/unit/test_ansible_support.py tests/unit/test_nvidia_runtime_m
 unit: venv
 	$(PY) -m pytest -q $(if $(filter 2.16,$(ANSIBLE_CORE)),$(UNIT_2_16),tests/unit)
 
+# The collection as users install it: the built tarball, unit tests and ansible-test sanity on it.
+collection: venv
+	scripts/collection.sh
+
+# The execution environment image, and the AWX-like job run in it against the tfs-ee sandbox fleet.
+ee: images
+	scripts/ee.sh
+	$(PY) -m pytest -q tests/ee
+
 integration: venv images
 	scripts/chromium.sh >/dev/null
 	$(PY) -m pytest -q tests/integration
@@ -58,7 +69,7 @@ unit-2.16:
 
 fast: lint unit
 
-test: lint unit unit-2.16 integration molecule
+test: lint unit unit-2.16 collection integration molecule ee
 
 bench: images
 	scripts/bench.sh

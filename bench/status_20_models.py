@@ -101,8 +101,8 @@ def double(config, start_timeout=300):
 
 def one_round(client, names):
     """The module's own check: every model's newest version AVAILABLE, one round, no sleep."""
-    from ansible.module_utils.tfserving_common import Backoff
-    from ansible.module_utils.tfserving_status import OK, Expectation, wait_for
+    from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import Backoff
+    from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import OK, Expectation, wait_for
 
     expectations = [Expectation(name) for name in names]
     backoff = Backoff(0, delay=1.0)
@@ -159,11 +159,12 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
 
-    import ansible.module_utils
+    # The checkout as the collection tfserving.fleet (collections/ links back to the root).
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
-    ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
-    from ansible.module_utils.tfserving_grpc import GrpcClient
-    from ansible.module_utils.tfserving_rest import RestClient
+    _AnsibleCollectionFinder(paths=[str(ROOT / "collections")], scan_sys_paths=True)._install()
+    from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient
+    from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_rest import RestClient
 
     with tempfile.TemporaryDirectory(prefix="tfserving-bench-") as tmp:
         workdir = pathlib.Path(tmp)

@@ -1,19 +1,25 @@
-"""Shared pytest setup: make the project's plugins importable the way Ansible loads them."""
+"""Shared pytest setup: the project's plugins are imported the way Ansible loads them, as the
+collection tfserving.fleet (``ansible_collections.tfserving.fleet.plugins...``).
 
+By default the collection is this checkout (collections/ansible_collections/tfserving/fleet links
+to the repository root). TFSERVING_COLLECTIONS_PATH names another collections directory, e.g. one
+that `ansible-galaxy collection install` filled from the built tarball: the tests then exercise
+that installed copy (scripts/collection-test.sh).
+"""
+
+import os
 import pathlib
-import sys
 
-import ansible.module_utils
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Real upstream test data (TF Serving models, nvidia-smi captures), vendored with licences.
 TESTDATA = ROOT / "tests" / "data"
 
-# Modules import `ansible.module_utils.<name>`; ansible.cfg points module_utils at this directory.
-_utils = str(ROOT / "plugins" / "module_utils")
-if _utils not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_utils)
-for sub in ("plugins/modules", "plugins/filter"):
-    path = str(ROOT / sub)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+COLLECTIONS_PATH = pathlib.Path(os.environ.get("TFSERVING_COLLECTIONS_PATH") or ROOT / "collections").resolve()
+# The collection under test: plugins/ of this directory are what the tests import.
+COLLECTION = COLLECTIONS_PATH / "ansible_collections" / "tfserving" / "fleet"
+
+# The finder ansible-core installs in its own CLIs: our collection first, then the collections the
+# `ansible` package bundles (found on sys.path). ansible.cfg's collections_path is not read here.
+_AnsibleCollectionFinder(paths=[str(COLLECTIONS_PATH)], scan_sys_paths=True)._install()

@@ -1,6 +1,6 @@
 """Choose the NVIDIA container runtime path for a Docker version, from the role's matrix.
 
-``docker_version | nvidia_runtime_plan(matrix, os_family, ...)`` returns one dict: the path
+``docker_version | tfserving.fleet.nvidia_runtime_plan(matrix, os_family, ...)`` returns one dict: the path
 (legacy nvidia-docker2 2.0.x pinned to one docker-ce build, nvidia-docker2 2.x on the ``nvidia``
 runtime, or the NVIDIA Container Toolkit with ``--gpus``), the exact package strings to install
 and lock, the daemon.json contribution for the Docker role, and the driver-versus-CUDA verdict for
@@ -530,7 +530,7 @@ def _pin_versions(packages, os_family):
     pins = {}
     for spec in packages:
         if os_family == "Debian":
-            name, _, version = spec.partition("=")
+            name, _unused, version = spec.partition("=")
         else:
             match = re.match(r"^(?P<name>.+?)-(?P<ver>\d[^-]*-[^-]+)$", spec)
             if not match:

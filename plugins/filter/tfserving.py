@@ -283,10 +283,10 @@ def image_ref_problem(ref):
     """'' for a reference Docker accepts, else why it does not (Docker's own parser rules)."""
     if not isinstance(ref, str) or not ref:
         return "expected an image reference (name:tag or name@sha256:digest)"
-    name, _, digest = ref.partition("@")
+    name, _unused, digest = ref.partition("@")
     if "@" in ref and not IMAGE_DIGEST_RE.match(digest):
         return "the digest after '@' is not algorithm:hex (sha256:...)"
-    head, _, last = name.rpartition("/")
+    head, _unused, last = name.rpartition("/")
     last, colon, tag = last.partition(":")
     if colon and not IMAGE_TAG_RE.match(tag):
         return "the tag after ':' must be letters, digits, '_', '.' or '-' (at most 128, not starting with '.' or '-')"
@@ -541,7 +541,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
         ):
             errors.add(
                 "{!r} is not inside a directory mounted into the container ({}); the server would never "
-                "find it. Add an extra_mounts entry for it".format(base, ", ".join(sorted(t for t, _ in mounts))),
+                "find it. Add an extra_mounts entry for it".format(base, ", ".join(sorted(t for t, _unused in mounts))),
                 iname,
                 mname,
                 "base_path",
@@ -1437,7 +1437,7 @@ def image_repository(ref):
     ref = str(ref)
     if "@" in ref:
         return ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
+    head, _unused, last = ref.rpartition("/")
     if ":" in last:
         last = last.split(":", 1)[0]
     return f"{head}/{last}" if head else last

@@ -280,11 +280,11 @@ def _cell(row, key):
 
 def table(rows_, max_detail=100):
     """A fixed-width text table (one line per row), for the play output."""
-    cells = [[_cell(r, k) for k, _ in COLUMNS] for r in rows_]
+    cells = [[_cell(r, k) for k, _unused in COLUMNS] for r in rows_]
     for line in cells:
         if len(line[-1]) > max_detail:
             line[-1] = line[-1][: max_detail - 3] + "..."
-    head = [title for _, title in COLUMNS]
+    head = [title for _unused, title in COLUMNS]
     widths = [max(len(x) for x in col) for col in zip(head, *cells, strict=True)]
 
     def fmt(values):
@@ -309,10 +309,10 @@ def markdown(rows_, title="TF Serving fleet status", since="", drift_rows=None):
         f"**{verdict}** - {s['hosts']} host(s), {s['instances']} instance(s), "
         f"{s['as_expected']}/{s['expected']} expected version(s) as expected, {s['warnings']} warning(s).",
         "",
-        "| " + " | ".join(t for _, t in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        "| " + " | ".join(t for _unused, t in COLUMNS) + " |",
+        "|" + "|".join("---" for _unused in COLUMNS) + "|",
     ]
-    lines += ["| " + " | ".join(_md(_cell(r, k)) for k, _ in COLUMNS) + " |" for r in rows_]
+    lines += ["| " + " | ".join(_md(_cell(r, k)) for k, _unused in COLUMNS) + " |" for r in rows_]
     if s["problems"]:
         lines += ["", "## Problems", ""] + [f"- {_md(p)}" for p in s["problems"]]
     if drift_rows:
@@ -351,9 +351,10 @@ def html_page(rows_, title="TF Serving fleet status", since="", drift_rows=None)
             "ok" if s["ok"] else "fail", esc(verdict), s["hosts"], s["instances"], s["as_expected"],
             s["expected"], s["warnings"])
     )
-    parts.append("<table><thead><tr>" + "".join(f"<th>{esc(t)}</th>" for _, t in COLUMNS) + "</tr></thead><tbody>")
+    header = "".join(f"<th>{esc(t)}</th>" for _unused, t in COLUMNS)
+    parts.append("<table><thead><tr>" + header + "</tr></thead><tbody>")
     for r in rows_:
-        cells = "".join(f'<td class="{k}">{esc(_cell(r, k))}</td>' for k, _ in COLUMNS)
+        cells = "".join(f'<td class="{k}">{esc(_cell(r, k))}</td>' for k, _unused in COLUMNS)
         parts.append(f'<tr class="{esc(r["result"] if r["result"] != INFO else "INFO")}">{cells}</tr>')
     parts.append("</tbody></table>")
     if s["problems"]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import traceback
 
-from ansible.module_utils.tfserving_common import (
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     ERROR_CODE_NAMES,
     INVALID,
     MALFORMED,

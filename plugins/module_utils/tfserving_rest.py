@@ -19,7 +19,8 @@ import time
 import urllib.error
 from urllib.parse import quote
 
-from ansible.module_utils.tfserving_common import (
+from ansible.module_utils.urls import Request, make_context
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     INVALID,
     MALFORMED,
     NOT_FOUND,
@@ -29,7 +30,6 @@ from ansible.module_utils.tfserving_common import (
     TFServingError,
     version_status,
 )
-from ansible.module_utils.urls import Request, make_context
 
 EXCERPT = 300
 
@@ -188,7 +188,7 @@ class RestClient:
     # -- API -----------------------------------------------------------------------------------
     def model_status(self, name):
         """Every version TF Serving knows of model NAME, as version_status dicts, newest first."""
-        body, _ = self.request("GET", model_path(name))
+        body, _unused = self.request("GET", model_path(name))
         return parse_status_body(body, self.base_url + model_path(name))
 
     def label_version(self, name, label):
@@ -199,7 +199,7 @@ class RestClient:
         ServerCore::GetServableHandle and names the version it served in `model_spec.version`.
         """
         path = model_path(name, label=label) + "/metadata"
-        body, _ = self.request("GET", path)
+        body, _unused = self.request("GET", path)
         spec = body.get("model_spec")
         version = spec.get("version") if isinstance(spec, dict) else None
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ansible.module_utils.tfserving_common import (
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     NOT_FOUND,
     UNREACHABLE,
     TFServingError,

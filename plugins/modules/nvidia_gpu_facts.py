@@ -12,11 +12,11 @@ description:
     UUIDs, minor numbers, memory in use and free per GPU, the driver version and the highest CUDA
     version the driver supports.
   - A host without C(nvidia-smi), without a loaded driver or without a GPU is not an error; the
-    module says so in O(reason) with RV(ansible_facts.nvidia_gpu.available=false).
+    module says so in RV(ansible_facts.nvidia_gpu.reason) with RV(ansible_facts.nvidia_gpu.available=false).
   - Read-only; never reports C(changed).
 version_added: "0.1.0"
 author:
-  - tfserving-ansible contributors
+  - tfserving-ansible maintainers (!UNKNOWN)
 options:
   executable:
     description:
@@ -36,6 +36,7 @@ attributes:
     description: Runs the same read-only commands in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to compare.
 notes:
   - The C(index) of a GPU is nvidia-smi's enumeration order (PCI bus order), which is what
     C(NVIDIA_VISIBLE_DEVICES) and C(--gpus device=N) mean. The C(minor_number) (C(/dev/nvidiaN))
@@ -44,7 +45,7 @@ notes:
 
 EXAMPLES = r"""
 - name: GPU facts are known
-  nvidia_gpu_facts:
+  tfserving.fleet.nvidia_gpu_facts:
   register: __gpu
 
 - name: The host has the GPUs it was ordered with
@@ -133,7 +134,11 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, collect, empty_facts
+from ansible_collections.tfserving.fleet.plugins.module_utils.nvidia_smi import (
+    NvidiaSmiParseError,
+    collect,
+    empty_facts,
+)
 
 _SEARCH = ["/usr/bin", "/usr/local/bin", "/usr/local/nvidia/bin"]
 

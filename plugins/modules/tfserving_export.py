@@ -24,7 +24,7 @@ description:
     O(version), that version must be free or already hold the same export.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible contributors
+  - tfserving-ansible maintainers (!UNKNOWN)
 requirements:
   - tfserving_export, tensorflow (C(pip install 'tfserving-ansible[export]')) on the host the module runs on
   - onnx2tf, onnx, onnxruntime for O(format=onnx) (C(pip install 'tfserving-ansible[onnx]'))
@@ -114,7 +114,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Frozen ResNet graph is version N of resnet in the model repository
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: graphdef
     src: /srv/build/resnet_frozen.pb
     base_path: /srv/model-repo/resnet
@@ -127,7 +127,7 @@ EXAMPLES = r"""
   register: __resnet_export
 
 - name: Keras churn model is version 7 of churn
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: keras
     src: /srv/build/churn.keras
     base_path: /srv/model-repo/churn
@@ -137,7 +137,7 @@ EXAMPLES = r"""
   run_once: true
 
 - name: PyTorch classifier (exported to ONNX) is the latest version of classifier
-  tfserving_export:
+  tfserving.fleet.tfserving_export:
     format: onnx
     src: /srv/build/classifier.onnx
     base_path: /srv/model-repo/classifier

@@ -24,11 +24,11 @@ description:
   - Read-only; never reports C(changed).
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - tfserving_server
-  - tfserving_rest
-  - tfserving_grpc
+  - tfserving.fleet.tfserving_server
+  - tfserving.fleet.tfserving_rest
+  - tfserving.fleet.tfserving_grpc
 options:
   protocol:
     description:
@@ -110,13 +110,13 @@ requirements:
 notes:
   - One round sends one status request per distinct model name and one metadata request per label.
 seealso:
-  - module: tfserving_reload_config
-  - module: tfserving_predict
+  - module: tfserving.fleet.tfserving_reload_config
+  - module: tfserving.fleet.tfserving_predict
 """
 
 EXAMPLES = r"""
 - name: Every model of the instance answers at its newest version
-  tfserving_model_status:
+  tfserving.fleet.tfserving_model_status:
     host: 127.0.0.1
     rest_port: 8501
     models:
@@ -125,7 +125,7 @@ EXAMPLES = r"""
     timeout: 300
 
 - name: Versions 123 and 124 are AVAILABLE and stable points at 123
-  tfserving_model_status:
+  tfserving.fleet.tfserving_model_status:
     rest_port: 8501
     models:
       - name: half_plus_two
@@ -135,7 +135,7 @@ EXAMPLES = r"""
         version: 123
 
 - name: Check a remote server from the control node, over gRPC
-  tfserving_model_status:
+  tfserving.fleet.tfserving_model_status:
     host: "{{ ansible_facts['default_ipv4']['address'] }}"
     protocol: grpc
     grpc_port: 8500
@@ -212,15 +212,21 @@ rounds:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.tfserving_common import GRPC_SPEC, REST_SPEC, SERVER_SPEC, TRANSPORT_SPEC, Backoff
-from ansible.module_utils.tfserving_grpc import (
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
+    GRPC_SPEC,
+    REST_SPEC,
+    SERVER_SPEC,
+    TRANSPORT_SPEC,
+    Backoff,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
     GRPC_IMPORT_ERROR,
     HAS_GRPC,
     HAS_PROTOBUF,
     PROTOBUF_IMPORT_ERROR,
 )
-from ansible.module_utils.tfserving_rest import RestClient
-from ansible.module_utils.tfserving_status import FAILED, OK, Expectation, wait_for
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_rest import RestClient
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import FAILED, OK, Expectation, wait_for
 
 ARGUMENT_SPEC = dict(
     **SERVER_SPEC,
@@ -258,7 +264,7 @@ def make_client(module):
         if not HAS_PROTOBUF:
             module.fail_json(msg=missing_required_lib("protobuf", reason="for protocol=grpc"),
                              exception=PROTOBUF_IMPORT_ERROR)
-        from ansible.module_utils.tfserving_grpc import GrpcClient
+        from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient
 
         return GrpcClient(p["host"], p["grpc_port"], timeout=p["request_timeout"], tls=p["grpc_tls"],
                           ca_path=p["ca_path"], use_proxy=p["use_proxy"])

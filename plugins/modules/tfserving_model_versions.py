@@ -20,7 +20,8 @@ description:
   - Read-only. Used by the tfserving role on the control node (sources) and on the hosts (the
     published model repository) before anything changes.
 version_added: "0.1.0"
-author: the tfserving-ansible authors
+author:
+  - tfserving-ansible maintainers (!UNKNOWN)
 options:
   path:
     description:
@@ -39,13 +40,13 @@ attributes:
 
 EXAMPLES = r"""
 - name: Versions of a model on the control node are known
-  tfserving_model_versions:
+  tfserving.fleet.tfserving_model_versions:
     path: /srv/exports/half_plus_two
   delegate_to: localhost
   register: source
 
 - name: Versions of a model archive are known
-  tfserving_model_versions:
+  tfserving.fleet.tfserving_model_versions:
     path: /srv/exports/half_plus_two.tar.gz
   delegate_to: localhost
 """
@@ -171,9 +172,9 @@ def archive_members(path):
 
 def list_archive(path):
     members = [m for m in archive_members(path) if m[0] not in ("", ".")]
-    unsafe = sorted({name for name, _, bad, _size in members if bad})
+    unsafe = sorted({name for name, _unused, bad, _size in members if bad})
     safe = [(name, size) for name, _is_dir, bad, size in members if not bad]
-    tops = {name.split("/")[0] for name, _ in safe}
+    tops = {name.split("/")[0] for name, _unused in safe}
     prefix = ""
     if not any(VERSION_RE.match(t) for t in tops) and len(tops) == 1:
         prefix = next(iter(tops))

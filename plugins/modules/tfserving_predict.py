@@ -16,14 +16,14 @@ description:
   - Returns the outputs and the request latency. Fails with the server's own error message when
     the server refuses the request.
   - Read-only on the server; never reports C(changed). Does not wait for the model; run
-    M(tfserving_model_status) first.
+    M(tfserving.fleet.tfserving_model_status) first.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - tfserving_server
-  - tfserving_rest
-  - tfserving_rest.only
+  - tfserving.fleet.tfserving_server
+  - tfserving.fleet.tfserving_rest
+  - tfserving.fleet.tfserving_rest.only
 options:
   model:
     description: Model name, as in models.config.
@@ -79,19 +79,19 @@ attributes:
 notes:
   - Uses Ansible's own URL helpers; the managed host needs nothing but Python.
 seealso:
-  - module: tfserving_model_status
+  - module: tfserving.fleet.tfserving_model_status
 """
 
 EXAMPLES = r"""
 - name: half_plus_two answers 0.5 * x + 2
-  tfserving_predict:
+  tfserving.fleet.tfserving_predict:
     rest_port: 8501
     model: half_plus_two
     instances: [1.0, 2.0, 5.0]
     expected: [2.5, 3.0, 4.5]
 
 - name: The canary answers through its label, with a named signature (columnar format)
-  tfserving_predict:
+  tfserving.fleet.tfserving_predict:
     rest_port: 8501
     model: half_plus_two
     label: canary
@@ -106,7 +106,7 @@ EXAMPLES = r"""
     msg: "{{ __tfserving_canary.latency_ms }} ms"
 
 - name: The first prediction of a freshly loaded version is fast (it was warmed up at load)
-  tfserving_predict:
+  tfserving.fleet.tfserving_predict:
     rest_port: 8501
     model: half_plus_two
     version: 125
@@ -150,8 +150,11 @@ mismatches:
 import math
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tfserving_common import REST_CONNECTION_SPEC, TFServingError
-from ansible.module_utils.tfserving_rest import RestClient, model_path
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
+    REST_CONNECTION_SPEC,
+    TFServingError,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_rest import RestClient, model_path
 
 MAX_MISMATCHES = 20
 

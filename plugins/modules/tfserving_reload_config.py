@@ -27,11 +27,11 @@ description:
   - Needs C(grpcio) and C(protobuf) on the host it runs on, never TensorFlow.
 version_added: "0.1.0"
 author:
-  - tfserving-ansible authors
+  - tfserving-ansible maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - tfserving_server
-  - tfserving_grpc
-  - tfserving_grpc.only
+  - tfserving.fleet.tfserving_server
+  - tfserving.fleet.tfserving_grpc
+  - tfserving.fleet.tfserving_grpc.only
 options:
   models:
     description: Wanted models, in the order they go into the config (after those of the text).
@@ -121,14 +121,14 @@ notes:
   - Differences TF Serving's API cannot show are base path, platform and logging changes of a model
     that is already served; use O(force) for those.
   - After a reload, new versions of models that were already served load in the background; wait
-    for them with M(tfserving_model_status).
+    for them with M(tfserving.fleet.tfserving_model_status).
 seealso:
-  - module: tfserving_model_status
+  - module: tfserving.fleet.tfserving_model_status
 """
 
 EXAMPLES = r"""
 - name: The server serves both models, stable on 123 and canary on 124
-  tfserving_reload_config:
+  tfserving.fleet.tfserving_reload_config:
     grpc_port: 8500
     models:
       - name: half_plus_two
@@ -142,7 +142,7 @@ EXAMPLES = r"""
     timeout: 300
 
 - name: The server serves what the rendered models.config says
-  tfserving_reload_config:
+  tfserving.fleet.tfserving_reload_config:
     config_file: /srv/tfserving/main/models.config
     grpc_port: 8500
 """
@@ -186,7 +186,7 @@ observed:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.tfserving_common import (
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     GRPC_CONNECTION_SPEC,
     NOT_FOUND,
     UNREACHABLE,
@@ -194,13 +194,18 @@ from ansible.module_utils.tfserving_common import (
     TFServingError,
     describe_versions,
 )
-from ansible.module_utils.tfserving_grpc import (
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
     GRPC_IMPORT_ERROR,
     HAS_GRPC,
     HAS_PROTOBUF,
     PROTOBUF_IMPORT_ERROR,
 )
-from ansible.module_utils.tfserving_status import OK, Expectation, resolve_label, wait_for
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import (
+    OK,
+    Expectation,
+    resolve_label,
+    wait_for,
+)
 
 SERVING_STATES = ("START", "LOADING", "AVAILABLE")
 PLATFORMS = ("tensorflow",)
@@ -337,7 +342,7 @@ def observe(client, config, absent):
         entry = wanted.get(name)
         if entry is not None and statuses is not None:
             for label in sorted(entry.version_labels):
-                version, _ = resolve_label(client, Expectation(name, label=label))
+                version, _unused = resolve_label(client, Expectation(name, label=label))
                 labels[label] = version
         observed[name] = {"statuses": statuses, "labels": labels}
     return observed
@@ -474,7 +479,12 @@ def main():
     if not HAS_PROTOBUF:
         module.fail_json(msg=missing_required_lib("protobuf", reason="to build the ModelServerConfig"),
                          exception=PROTOBUF_IMPORT_ERROR)
-    from ansible.module_utils.tfserving_grpc import GrpcClient, config_to_text, messages, parse_config_text
+    from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
+        GrpcClient,
+        config_to_text,
+        messages,
+        parse_config_text,
+    )
 
     option_problems = [f"{key} must be > 0, got {p[key]}"
                        for key in ("timeout", "request_timeout", "delay", "max_delay") if p[key] <= 0]
@@ -543,7 +553,7 @@ def run(module, client, config, absent, backoff, result, config_to_text):
         send(module, client, staged, backoff, result, "the first of two reloads (labels not moved yet)")
         expectations = [Expectation(name, version=version)
                         for name, labels in sorted(waits.items()) for version in sorted(set(labels.values()))]
-        outcome, _ = wait_for(client, expectations, backoff)
+        outcome, _unused = wait_for(client, expectations, backoff)
         if outcome != OK:
             pending = [e for e in expectations if e.outcome != OK]
             moves = ", ".join(f"{label} of {name} -> {version}" for name, labels in sorted(waits.items())

@@ -31,7 +31,7 @@ PLAYBOOK = """\
   gather_facts: false
   tasks:
     - name: Check mode reports the version it would write
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -43,7 +43,7 @@ PLAYBOOK = """\
       register: __check
 
     - name: Frozen graph is version 1 of classifier
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -54,7 +54,7 @@ PLAYBOOK = """\
       register: __graph
 
     - name: Exporting the same graph again changes nothing
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: graphdef
         src: "{{ graph_src }}"
         base_path: "{{ repo }}/classifier"
@@ -65,7 +65,7 @@ PLAYBOOK = """\
       register: __again
 
     - name: Keras model is version 3 of regressor
-      tfserving_export:
+      tfserving.fleet.tfserving_export:
         format: keras
         src: "{{ keras_src }}"
         base_path: "{{ repo }}/regressor"

@@ -26,12 +26,12 @@ import sys
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.tfserving.fleet.plugins.filter.docker_engine import docker_engine_version_problem
+from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime import nvidia_runtime_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving import plan as tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving import render_models_config
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving import validate as tfserving_validate
 from conftest import ROOT
-from docker_engine import docker_engine_version_problem
-from nvidia_runtime import nvidia_runtime_plan
-from tfserving import plan as tfserving_plan
-from tfserving import render_models_config
-from tfserving import validate as tfserving_validate
 from tfserving_double.testing import copy_model_version, run_double, start_double
 
 pytestmark = [pytest.mark.integration, pytest.mark.tensorflow]
@@ -339,7 +339,7 @@ def test_every_ad_hoc_module_exists():
         for args in commands(block["text"], "ansible"):
             assert "-m" in args, f"{where(block)}: ansible without -m"
             modules.add(args[args.index("-m") + 1])
-    assert {"nvidia_gpu_facts", "ansible.builtin.command"} <= modules
+    assert {"tfserving.fleet.nvidia_gpu_facts", "ansible.builtin.command"} <= modules
     for module in sorted(modules):
         proc = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "--json", module])
         assert proc.returncode == 0 and module.split(".")[-1] in proc.stdout, (module, proc.stderr[-500:])
@@ -391,7 +391,7 @@ def check_variables(data, block):
         )
         assert result["ok"], f"{where(block)}: {result['error']}"
     if "tfserving_rollout_models" in data:
-        from tfserving_rollout import validate as rollout_validate
+        from ansible_collections.tfserving.fleet.plugins.filter.tfserving_rollout import validate as rollout_validate
 
         assert rollout_validate(data["tfserving_rollout_models"]) == [], where(block)
 

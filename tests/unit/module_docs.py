@@ -1,25 +1,25 @@
 """What a module documents and what it accepts, for the tests that compare the two.
 
 ``documented_options`` reads DOCUMENTATION the way ansible-doc does, with the doc fragments of
-plugins/doc_fragments merged in (ansible.cfg's doc_fragment_plugins); ``argument_spec`` is the spec
-the module's main() hands to AnsibleModule, whatever shared pieces of module_utils it is built from.
+plugins/doc_fragments merged in (by their FQCNs, through the collection loader of conftest.py);
+``argument_spec`` is the spec the module's main() hands to AnsibleModule, whatever shared pieces of
+module_utils it is built from. Both read the collection under test (conftest.COLLECTION).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULES_DIR = ROOT / "plugins" / "modules"
-FRAGMENTS_DIR = ROOT / "plugins" / "doc_fragments"
+from conftest import COLLECTION
+
+MODULES_DIR = COLLECTION / "plugins" / "modules"
+FRAGMENTS_DIR = COLLECTION / "plugins" / "doc_fragments"
 MODULES = sorted(path.stem for path in MODULES_DIR.glob("*.py"))
 
 
 def _fragment_loader():
     from ansible.plugins.loader import fragment_loader
 
-    fragment_loader.add_directory(str(FRAGMENTS_DIR))
     return fragment_loader
 
 
@@ -32,11 +32,12 @@ def documented_options(name):
 
 
 def fragment_options(slug):
-    """The options of one fragment, as named in extends_documentation_fragment (``name`` or ``name.var``)."""
+    """The options of one fragment, as named in extends_documentation_fragment
+    (``tfserving.fleet.name`` or ``tfserving.fleet.name.var``)."""
     from ansible.utils.plugin_docs import add_fragments
 
     doc = {"extends_documentation_fragment": [slug]}
-    add_fragments(doc, str(FRAGMENTS_DIR / f"{slug.split('.')[0]}.py"), _fragment_loader(), is_module=True)
+    add_fragments(doc, str(FRAGMENTS_DIR / f"{slug.split('.')[2]}.py"), _fragment_loader(), is_module=True)
     return doc["options"]
 
 
@@ -53,8 +54,8 @@ def _capture(**kwargs):
 def argument_spec(name):
     """The argument_spec module NAME passes to AnsibleModule (its main() stops right there).
 
-    The module is loaded by path under a name of its own: tfserving_export shares its name with the
-    package it drives (see export_imports.py)."""
+    A private copy of the module is loaded from the collection under test (its imports of module_utils
+    are absolute), so patching its AnsibleModule here leaves the copy other tests import untouched."""
     spec = importlib.util.spec_from_file_location(f"_module_docs_{name}", MODULES_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

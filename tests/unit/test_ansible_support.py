@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from ansible.release import __version__ as ANSIBLE_CORE
-from ansible_support import ansible_support_problem
+from ansible_collections.tfserving.fleet.plugins.filter.ansible_support import ansible_support_problem
 
 # What fact gathering (or preflight's raw probe) reports on each kind of host.
 EL7 = {"distribution": "CentOS", "major": "7", "python": "3.6.8"}

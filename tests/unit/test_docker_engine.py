@@ -8,7 +8,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from docker_engine import (
+from ansible_collections.tfserving.fleet.plugins.filter.docker_engine import (
     docker_engine_daemon_config,
     docker_engine_packages,
     docker_engine_upstream_version,

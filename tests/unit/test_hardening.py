@@ -23,16 +23,15 @@ import pathlib
 import re
 import ssl
 
-import docker_engine as docker_filters
 import module_docs
-import nvidia_runtime as nvidia_filters
 import pytest
-import tfserving as tfserving_filters
-import tfserving_model_status
-import tfserving_predict
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from ansible_collections.tfserving.fleet.plugins.filter import docker_engine as docker_filters
+from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime as nvidia_filters
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving as tfserving_filters
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_status, tfserving_predict
 from tfserving_http_fake import FakeTFServing, ok, predictions_body, run_module, status_body
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ directory the role lists. docs/bad-inputs.md shows the messages end to end."""
 from __future__ import annotations
 
 import pytest
-import tfserving as flt
-import tfserving_model_versions as tmv
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving as flt
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 
 TF = TESTDATA / "tfserving"

@@ -9,16 +9,16 @@ These tests keep the two halves matched, per fragment and per module.
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils import tfserving_common
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_common
 from module_docs import MODULES, argument_spec, documented_options, fragment_options, from_docs, from_spec
 
 # Each fragment and the argument spec it documents.
 FRAGMENT_SPECS = {
-    "tfserving_server": tfserving_common.SERVER_SPEC,
-    "tfserving_rest": tfserving_common.REST_SPEC,
-    "tfserving_rest.only": tfserving_common.TRANSPORT_SPEC,
-    "tfserving_grpc": tfserving_common.GRPC_SPEC,
-    "tfserving_grpc.only": tfserving_common.TRANSPORT_SPEC,
+    "tfserving.fleet.tfserving_server": tfserving_common.SERVER_SPEC,
+    "tfserving.fleet.tfserving_rest": tfserving_common.REST_SPEC,
+    "tfserving.fleet.tfserving_rest.only": tfserving_common.TRANSPORT_SPEC,
+    "tfserving.fleet.tfserving_grpc": tfserving_common.GRPC_SPEC,
+    "tfserving.fleet.tfserving_grpc.only": tfserving_common.TRANSPORT_SPEC,
 }
 
 CLIENT_MODULES = ["tfserving_model_status", "tfserving_predict", "tfserving_reload_config"]

@@ -9,11 +9,11 @@ import json
 import pathlib
 import re
 
-import nvidia_gpu_facts
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils import nvidia_smi as smi
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.tfserving.fleet.plugins.module_utils import nvidia_smi as smi
+from ansible_collections.tfserving.fleet.plugins.modules import nvidia_gpu_facts
 from conftest import TESTDATA
 
 DATA = TESTDATA / "nvidia-smi"

@@ -6,9 +6,9 @@ strings are the real ones from NVIDIA's repositories (see the role README for th
 
 import pathlib
 
-import nvidia_runtime as f
 import pytest
 import yaml
+from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime as f
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "roles/nvidia_runtime/vars/matrix.yml").read_text())["_nvidia_runtime_matrix"]

@@ -12,10 +12,10 @@ import pathlib
 import shutil
 import subprocess
 
-import nvidia_runtime as f
 import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime as f
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "nvidia_runtime"

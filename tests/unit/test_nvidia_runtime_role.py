@@ -22,7 +22,7 @@ PLAY = """
   tasks:
     - name: Preflight of the GPU runtime role runs
       ansible.builtin.include_role:
-        name: nvidia_runtime
+        name: tfserving.fleet.nvidia_runtime
         tasks_from: preflight
     - name: Published facts are shown
       ansible.builtin.debug:
@@ -75,7 +75,7 @@ def run(workdir, extra, check=False):
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     out = json.loads(proc.stdout)
     results = [
-        (task["task"]["name"].removeprefix("nvidia_runtime : "), task["hosts"]["localhost"])
+        (task["task"]["name"].removeprefix("tfserving.fleet.nvidia_runtime : "), task["hosts"]["localhost"])
         for play in out["plays"]
         for task in play["tasks"]
         if "localhost" in task["hosts"]

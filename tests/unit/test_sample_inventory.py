@@ -24,13 +24,13 @@ import sys
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.tfserving_grpc import parse_config_text
+from ansible_collections.tfserving.fleet.plugins.filter.docker_engine import docker_engine_version_problem
+from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime import nvidia_runtime_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving import plan as tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving import render_models_config, validate
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import parse_config_text
 from conftest import ROOT
-from docker_engine import docker_engine_version_problem
 from jinja2.nativetypes import NativeEnvironment
-from nvidia_runtime import nvidia_runtime_plan
-from tfserving import plan as tfserving_plan
-from tfserving import render_models_config, validate
 
 SAMPLE = ROOT / "inventories" / "sample"
 GROUP_VARS = SAMPLE / "group_vars"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-import tfserving as flt
-import tfserving_model_versions as tmv
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving as flt
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from tensorflow_serving.config import model_server_config_pb2

@@ -11,9 +11,9 @@ from __future__ import annotations
 import html.parser
 
 import pytest
-import tfserving_fleet as flt
-import tfserving_model_status as status_module
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet as flt
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_status as status_module
 from tfserving_http_fake import FakeTFServing, err, metadata_body, ok, run_module, status_body
 
 MODELS = [

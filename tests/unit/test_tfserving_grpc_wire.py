@@ -9,8 +9,13 @@ from concurrent import futures
 
 import grpc
 import pytest
-from ansible.module_utils import tfserving_grpc
-from ansible.module_utils.tfserving_grpc import GrpcClient, config_to_text, messages, parse_config_text
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_grpc
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
+    GrpcClient,
+    config_to_text,
+    messages,
+    parse_config_text,
+)
 from google.protobuf import descriptor_pb2, text_format
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,

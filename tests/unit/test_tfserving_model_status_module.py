@@ -7,7 +7,7 @@ import ssl
 import threading
 
 import pytest
-import tfserving_model_status as module
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_status as module
 from tfserving_grpc_fake import FakeModelServer
 from tfserving_http_fake import (
     Answer,

@@ -9,8 +9,8 @@ import tarfile
 import zipfile
 
 import pytest
-import tfserving_model_versions as tmv
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 
 TF = TESTDATA / "tfserving"

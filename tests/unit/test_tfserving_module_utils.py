@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.tfserving_common import MALFORMED, Backoff, TFServingError, describe_versions
-from ansible.module_utils.tfserving_rest import model_path, parse_status_body
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
+    MALFORMED,
+    Backoff,
+    TFServingError,
+    describe_versions,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_rest import model_path, parse_status_body
 
 
 class FakeClock:

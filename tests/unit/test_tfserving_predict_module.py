@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import tfserving_predict as module
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_predict as module
 from tfserving_http_fake import Answer, FakeTFServing, err, free_port, ok, predictions_body, run_module
 
 PREDICT = "/v1/models/half_plus_two:predict"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-import tfserving_reload_config as module
-from ansible.module_utils.tfserving_common import TFServingError
-from ansible.module_utils.tfserving_grpc import GrpcClient, parse_config_text
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import TFServingError
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient, parse_config_text
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_reload_config as module
 from tfserving_grpc_fake import FakeModelServer
 from tfserving_http_fake import free_port, run_module
 

@@ -100,7 +100,7 @@ VALIDATE_PLAY = [
     {
         "hosts": "all",
         "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving", "tasks_from": "validate.yml"}}],
+        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "validate.yml"}}],
     }
 ]
 
@@ -204,7 +204,7 @@ MONITORING_PLAY = [
     {
         "hosts": "all",
         "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving", "tasks_from": "monitoring.yml"}}],
+        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "monitoring.yml"}}],
     }
 ]
 

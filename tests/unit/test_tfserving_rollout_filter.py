@@ -11,10 +11,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-import tfserving as role_filters
-import tfserving_model_versions as tmv
-import tfserving_rollout as flt
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving as role_filters
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout as flt
+from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2

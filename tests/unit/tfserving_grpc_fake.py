@@ -19,8 +19,8 @@ import time
 from concurrent import futures
 
 import grpc
-from ansible.module_utils.tfserving_common import ERROR_CODE_NAMES
-from ansible.module_utils.tfserving_grpc import messages
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import ERROR_CODE_NAMES
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import messages
 
 CODES = {name: number for number, name in ERROR_CODE_NAMES.items()}
 STATES = {"UNKNOWN": 0, "START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
