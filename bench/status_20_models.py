@@ -119,7 +119,7 @@ def time_playbook(rest_port, names, workdir):
     models = json.dumps([{"name": name} for name in names])
     playbook.write_text(
         "- name: Status of every model\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
-        "  tasks:\n    - name: Every model is AVAILABLE\n      tfserving_model_status:\n"
+        "  tasks:\n    - name: Every model is AVAILABLE\n      tfserving.fleet.tfserving_model_status:\n"
         f"        rest_port: {rest_port}\n        timeout: 0\n        models: {models}\n"
     )
     env = dict(

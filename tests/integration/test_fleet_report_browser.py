@@ -11,7 +11,7 @@ import html.parser
 import json
 import pathlib
 
-import tfserving_fleet as flt
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet as flt
 from browser import count_colour, png_pixels, render, rows_with_colour
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "reports" / "artifacts"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import tfserving_fleet as flt
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet as flt
 
 REF = "registry.example:5000/tfserving:2.19.0"
 GPU_REF = "registry.example:5000/tfserving:2.19.0-gpu"

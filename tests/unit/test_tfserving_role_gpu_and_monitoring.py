@@ -95,12 +95,14 @@ def gpu_host(tmp_path, **model):
     }
 
 
-ROLE_PLAY = [{"hosts": "all", "gather_facts": False, "roles": [{"role": "tfserving"}]}]
+ROLE_PLAY = [{"hosts": "all", "gather_facts": False, "roles": [{"role": "tfserving.fleet.tfserving"}]}]
 VALIDATE_PLAY = [
     {
         "hosts": "all",
         "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "validate.yml"}}],
+        "tasks": [
+            {"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "validate.yml"}}
+        ],
     }
 ]
 
@@ -204,7 +206,9 @@ MONITORING_PLAY = [
     {
         "hosts": "all",
         "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "monitoring.yml"}}],
+        "tasks": [
+            {"ansible.builtin.include_role": {"name": "tfserving.fleet.tfserving", "tasks_from": "monitoring.yml"}}
+        ],
     }
 ]
 
