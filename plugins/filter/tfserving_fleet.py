@@ -754,8 +754,8 @@ def _drift_mark(row):
 
 def drift_table(drift_rows, max_detail=100):
     """A fixed-width text table of the drift rows, marked rows first column ``DRIFT``."""
-    head = [""] + [title for _, title in DRIFT_COLUMNS]
-    cells = [[_drift_mark(r)] + [_drift_cell(r, k) for k, _ in DRIFT_COLUMNS] for r in drift_rows]
+    head = [""] + [title for _key, title in DRIFT_COLUMNS]
+    cells = [[_drift_mark(r)] + [_drift_cell(r, k) for k, _title in DRIFT_COLUMNS] for r in drift_rows]
     for line in cells:
         if len(line[-1]) > max_detail:
             line[-1] = line[-1][: max_detail - 3] + "..."
@@ -776,13 +776,13 @@ def _drift_verdict(s):
 def _drift_markdown(drift_rows):
     s = drift_summary(drift_rows)
     lines = ["", "## Images and runtimes", "", f"**{_drift_verdict(s)}**.", "",
-             "| | " + " | ".join(t for _, t in DRIFT_COLUMNS) + " |",
-             "|" + "|".join("---" for _ in range(len(DRIFT_COLUMNS) + 1)) + "|"]
+             "| | " + " | ".join(t for _key, t in DRIFT_COLUMNS) + " |",
+             "|" + "|".join("---" for _column in range(len(DRIFT_COLUMNS) + 1)) + "|"]
     for r in drift_rows:
-        cells = [_md(_drift_cell(r, k)) for k, _ in DRIFT_COLUMNS]
+        cells = [_md(_drift_cell(r, k)) for k, _title in DRIFT_COLUMNS]
         if r.get("drifted"):
             cells = [f"**{c}**" if k in r["drift_fields"] or k == "drift_detail" else c
-                     for (k, _), c in zip(DRIFT_COLUMNS, cells, strict=True)]
+                     for (k, _title), c in zip(DRIFT_COLUMNS, cells, strict=True)]
         lines.append("| " + " | ".join([("**DRIFT**" if r.get("drifted") else ""), *cells]) + " |")
     return lines
 
@@ -808,13 +808,13 @@ def _drift_html(drift_rows):
         '<h2 id="drift">Images and runtimes</h2>',
         '<p class="verdict-{}"><strong>{}</strong>.</p>'.format("ok" if s["ok"] else "drift", esc(_drift_verdict(s))),
         '<div class="scroll"><table class="drift"><thead><tr><th></th>'
-        + "".join(f"<th>{esc(t)}</th>" for _, t in DRIFT_COLUMNS)
+        + "".join(f"<th>{esc(t)}</th>" for _key, t in DRIFT_COLUMNS)
         + "</tr></thead><tbody>",
     ]
     for r in drift_rows:
         fields = set(r.get("drift_fields") or [])
         cells = [f'<td class="mark">{"&#9888; DRIFT" if r.get("drifted") else ""}</td>']
-        for key, _ in DRIFT_COLUMNS:
+        for key, _title in DRIFT_COLUMNS:
             cls = key + (" drift-field" if key in fields else "")
             title = ""
             if key in ("digest", "image_id") and r.get(key):

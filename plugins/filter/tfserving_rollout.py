@@ -480,8 +480,8 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
         planned.append(
             {
                 **{k: target[k] for k in ("key", "instance", "model", "version", "check_address", "rest_port",
-                                           "rest_url", "host_dir", "config_path", "check", "source",
-                                           "first_predict_budget_ms")},
+                                          "rest_url", "host_dir", "config_path", "check", "source",
+                                          "first_predict_budget_ms")},
                 "labels": moved,
                 "publish": publish,
                 "staged": bool(publish and publish["staging_model"]),
