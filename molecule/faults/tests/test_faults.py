@@ -43,6 +43,9 @@ from conftest import record
 SCENARIO = pathlib.Path(__file__).resolve().parent.parent
 PROJECT = SCENARIO.parent.parent
 TESTDATA = PROJECT / "tests" / "data" / "tfserving"
+# Task headers name the collection's roles: "TASK [tfserving.fleet.tfserving : ...]".
+ROLE = "tfserving.fleet.tfserving"
+ROLLOUT = "tfserving.fleet.tfserving_rollout"
 sys.path.insert(0, str(PROJECT / "tests"))
 
 import loadgen  # noqa: E402
@@ -293,7 +296,7 @@ def test_the_registry_password_never_reaches_the_output_even_with_vvv():
         # A login that works (the test registry accepts anyone) and a converged host: nothing changes.
         rc, output, _ = playbook("serving.yml", credentials, limit="tfs-faults-1", args=["-vvv"])
         assert rc == 0, output[-4000:]
-        assert "TASK [tfserving : Registry login is in place]" in output
+        assert f"TASK [{ROLE} : Registry login is in place]" in output
         assert password not in output and encoded not in output
         # The login reached Docker: the host's client config holds it (that is where Docker keeps it).
         assert "172.28.0.1:5000" in on("tfs-faults-1", "cat /root/.docker/config.json")
@@ -301,7 +304,7 @@ def test_the_registry_password_never_reaches_the_output_even_with_vvv():
         rc, output, _ = playbook("serving.yml", {**credentials, "tfserving_registry_url": "172.28.0.1:5999"},
                                  limit="tfs-faults-1", args=["-vvv"])
         assert rc != 0
-        assert failed_task(output, "tfserving : Registry login failure is explained without the credentials",
+        assert failed_task(output, f"{ROLE} : Registry login failure is explained without the credentials",
                            "tfs-faults-1"), output[-4000:]
         assert "the registry could not be reached or answered an error" in output, output[-4000:]
         assert password not in output and encoded not in output
@@ -407,7 +410,7 @@ def test_fault_4_publish_that_fills_the_disk_is_never_seen_and_completes_on_the_
             time.sleep(2)
             rc, output, _ = playbook("serving.yml", limit=host)
             assert rc != 0, output[-4000:]
-            assert failed_task(output, "tfserving : New versions are staged beside the model", host), output[-4000:]
+            assert failed_task(output, f"{ROLE} : New versions are staged beside the model", host), output[-4000:]
             assert "No space left on device" in output or "ENOSPC" in output, output[-4000:]
             # Half-way: the hidden staging copy holds part of the version, the server saw none of it.
             staged = on(host, f"du -sb {model_dir}/.tfserving-tmp-00000124 | cut -f1").strip()
@@ -448,7 +451,7 @@ def test_fault_6_missing_base_path_is_refused_before_any_config_change():
     result = traffic.result
     assert rc != 0
     for name in HOSTS:
-        assert failed_task(output, "tfserving : Inventory describes a deployable set of servers and models", name)
+        assert failed_task(output, f"{ROLE} : Inventory describes a deployable set of servers and models", name)
         assert (f"host '{name}', instance 'main', model 'bert', field 'base_path': '/models/bert' does not exist: "
                 "/srv/tfserving/models/main/bert on the host (mounted at /models) is missing.") in output
         assert on(name, f"sha256sum {CONFIG}") == configs[name]
@@ -652,7 +655,7 @@ def test_fault_7_cold_first_prediction_over_budget_is_not_promoted_and_the_batch
     assert {o["host"]: o["result"] for o in summary["outcomes"]} == {name: "deployed" for name in HOSTS}
     for timed in ("Check models answer the expected predictions (first prediction within its budget)",
                   "New versions answer the expected predictions (first prediction within its budget)"):
-        at = output.index(f"TASK [tfserving_rollout : {timed}]")
+        at = output.index(f"TASK [{ROLLOUT} : {timed}]")
         block = output[at:output.index("TASK [", at + 10)]
         first_ms[timed.split()[0]] = sorted(float(x) for x in re.findall(r'"latency_ms": ([0-9.]+)', block))
         assert first_ms[timed.split()[0]] and max(first_ms[timed.split()[0]]) < budget, block[-3000:]
@@ -678,7 +681,7 @@ def test_fault_7_cold_first_prediction_over_budget_is_not_promoted_and_the_batch
     for name in HOSTS:
         assert outcomes[name]["result"] == "rolled_back", outcomes
         assert "over its budget of 500 ms" in outcomes[name]["detail"], outcomes[name]["detail"]
-        assert failed_task(output, "tfserving_rollout : Check models answer the expected predictions (first "
+        assert failed_task(output, f"{ROLLOUT} : Check models answer the expected predictions (first "
                                    "prediction within its budget)", name), output[-6000:]
         # Restored: the config of before, byte for byte, the same directories, labels still on 126.
         assert on(name, f"sha256sum {CONFIG}") == configs[name]

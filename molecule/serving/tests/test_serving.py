@@ -151,7 +151,8 @@ def recap(output):
 def task_result(output, task):
     """ok / changed / skipping / failed / fatal: what the tfserving role's `task` reported for HOST."""
     match = re.search(
-        rf"TASK \[tfserving : {re.escape(task)}\][^\n]*\n(?:(?!TASK \[)[^\n]*\n)*?(\w+): \[{HOST}\]", output
+        rf"TASK \[tfserving\.fleet\.tfserving : {re.escape(task)}\][^\n]*\n(?:(?!TASK \[)[^\n]*\n)*?(\w+): \[{HOST}\]",
+        output,
     )
     return match.group(1) if match else None
 
@@ -338,7 +339,7 @@ def test_bad_inventory_fails_in_validation_and_touches_nothing(host, address, tm
     assert rc != 0
     assert f"host '{HOST}', {expected}" in output, output[-3000:]
     assert re.search(
-        r"TASK \[tfserving : Inventory describes a deployable set of servers and models\][^\n]*\n"
+        r"TASK \[tfserving\.fleet\.tfserving : Inventory describes a deployable set of servers and models\][^\n]*\n"
         r"(?:[^\n]*\n)*?fatal: \[" + HOST,
         output,
     ), output[-3000:]
@@ -372,7 +373,7 @@ def test_hot_update_adds_a_version_and_moves_the_labels_without_restart(host, ad
     assert rc == 0, output[-4000:]
     # The label moved in two steps: first 125 loaded under the old labels, then the labels moved.
     assert re.search(
-        r"TASK \[tfserving : Moving labels first stay where they are[^\n]*\n"
+        r"TASK \[tfserving\.fleet\.tfserving : Moving labels first stay where they are[^\n]*\n"
         r"(?:[^\n]*\n)*?changed: \[" + HOST,
         output,
     ), output[-4000:]
