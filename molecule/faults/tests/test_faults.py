@@ -476,7 +476,7 @@ def test_fault_6_missing_base_path_is_refused_before_any_config_change():
         env.setdefault("ANSIBLE_CONFIG", str(ephemeral() / "ansible.cfg"))
         began = time.monotonic()
         proc = subprocess.run(
-            ["ansible", "localhost", "-c", "local", "-m", "tfserving_reload_config", "-a",
+            ["ansible", "localhost", "-c", "local", "-m", "tfserving.fleet.tfserving_reload_config", "-a",
              json.dumps({"grpc_port": double.grpc_port, "models": models, "timeout": 5})],
             capture_output=True, text=True, env=env, timeout=120,
         )
