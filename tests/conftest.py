@@ -23,3 +23,18 @@ COLLECTION = COLLECTIONS_PATH / "ansible_collections" / "tfserving" / "fleet"
 # The finder ansible-core installs in its own CLIs: our collection first, then the collections the
 # `ansible` package bundles (found on sys.path). ansible.cfg's collections_path is not read here.
 _AnsibleCollectionFinder(paths=[str(COLLECTIONS_PATH)], scan_sys_paths=True)._install()
+
+
+def fake_nvidia_smi(directory, capture, name="nvidia-smi"):
+    """An ``nvidia-smi`` in ``directory`` that prints the real ``-q -x`` capture ``capture`` of
+    tests/data/nvidia-smi (and refuses other arguments); returns its path as a string."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$*" = "-q -x" ]; then cat "{TESTDATA / "nvidia-smi" / capture}"; exit 0; fi\n'
+        'echo "unexpected arguments: $*" >&2; exit 2\n'
+    )
+    script.chmod(0o755)
+    return str(script)

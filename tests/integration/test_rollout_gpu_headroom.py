@@ -21,7 +21,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, TESTDATA
+from conftest import ROOT, fake_nvidia_smi
 from tfserving_double.testing import copy_model_version, start_double, write_models_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.tensorflow]
@@ -78,16 +78,6 @@ def fleet(tmp_path):
         double.wait_for(lambda: double.version_states("half_plus_two") == {123: "AVAILABLE"}, what="123 AVAILABLE")
         yield tmp_path, double
 
-
-def fake_nvidia_smi(directory, capture):
-    script = directory / "nvidia-smi"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$*" = "-q -x" ]; then cat "{TESTDATA / "nvidia-smi" / capture}"; exit 0; fi\n'
-        'echo "unexpected arguments: $*" >&2; exit 2\n'
-    )
-    script.chmod(0o755)
-    return str(script)
 
 
 def deploy(root, double, capture):

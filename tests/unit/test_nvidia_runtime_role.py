@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TESTDATA
+from conftest import ROOT, fake_nvidia_smi
 
 PLAY = """
 - hosts: localhost
@@ -40,16 +40,6 @@ def workdir(tmp_path_factory):
     (path / "play.yml").write_text(PLAY)
     return path
 
-
-def fake_nvidia_smi(workdir, report):
-    script = workdir / f"nvidia-smi-{report}"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$*" = "-q -x" ]; then cat "{TESTDATA / "nvidia-smi" / report}"; exit 0; fi\n'
-        'echo "unexpected arguments: $*" >&2; exit 2\n'
-    )
-    script.chmod(0o755)
-    return str(script)
 
 
 def run(workdir, extra, check=False):

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, TESTDATA
+from conftest import ROOT, TESTDATA, fake_nvidia_smi
 
 BIN = pathlib.Path(sys.executable).parent
 MODEL = TESTDATA / "tfserving" / "saved_model_half_plus_two_2_versions"
@@ -52,17 +52,6 @@ def run(workdir, play, inventory, extra=None, check=False, path_prefix=None):
 
 # ------------------------------------------------------------------------------------ GPU headroom
 
-
-def fake_nvidia_smi(directory, capture):
-    directory.mkdir(parents=True, exist_ok=True)
-    script = directory / "nvidia-smi"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$*" = "-q -x" ]; then cat "{TESTDATA / "nvidia-smi" / capture}"; exit 0; fi\n'
-        'echo "unexpected arguments: $*" >&2; exit 2\n'
-    )
-    script.chmod(0o755)
-    return directory
 
 
 def gpu_host(tmp_path, **model):
@@ -109,7 +98,7 @@ VALIDATE_PLAY = [
 
 @pytest.mark.parametrize("check", [False, True])
 def test_a_model_that_does_not_fit_the_gpu_is_refused_before_anything_changes(tmp_path, check):
-    smi = fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")
+    smi = pathlib.Path(fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")).parent
     rc, tasks, _ = run(tmp_path, ROLE_PLAY, gpu_host(tmp_path, gpu_memory_mib=1024), check=check, path_prefix=str(smi))
     failed = [(name, r) for name, _, r in tasks if r.get("failed")]
     assert rc == 2 and [name for name, _ in failed] == [
@@ -127,7 +116,7 @@ def test_a_model_that_does_not_fit_the_gpu_is_refused_before_anything_changes(tm
 
 
 def test_the_estimate_is_size_on_disk_times_the_factor(tmp_path):
-    smi = fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")
+    smi = pathlib.Path(fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")).parent
     size = sum(f.stat().st_size for f in (MODEL / "00000124").rglob("*") if f.is_file())
     # A factor that makes this small test model need 700 MiB: more than the 660 MiB free.
     factor = 700 * 1024 * 1024 / size
@@ -140,7 +129,7 @@ def test_the_estimate_is_size_on_disk_times_the_factor(tmp_path):
 
 
 def test_the_same_model_fits_the_t4_and_validation_passes(tmp_path):
-    smi = fake_nvidia_smi(tmp_path / "bin", "tesla-t4.xml")
+    smi = pathlib.Path(fake_nvidia_smi(tmp_path / "bin", "tesla-t4.xml")).parent
     rc, tasks, _ = run(tmp_path, VALIDATE_PLAY, gpu_host(tmp_path, gpu_memory_mib=1024), path_prefix=str(smi))
     assert rc == 0, [t for t in tasks if t[2].get("failed")]
     names = [name for name, _, _ in tasks]
@@ -159,7 +148,7 @@ def test_a_bad_factor_is_refused_naming_variable_value_and_fix(tmp_path):
 
 
 def test_the_check_can_be_turned_off(tmp_path):
-    smi = fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")
+    smi = pathlib.Path(fake_nvidia_smi(tmp_path / "bin", "rtx-3080-v13.xml")).parent
     rc, tasks, _ = run(
         tmp_path,
         VALIDATE_PLAY,
