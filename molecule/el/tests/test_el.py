@@ -4,6 +4,7 @@ import os
 import subprocess
 
 import pytest
+import testinfra
 
 testinfra_hosts = ["tfs-el-centos7", "tfs-el-rocky9", "tfs-el-centos7-docker"]
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +37,22 @@ def playbook(name, *args):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def _one_host(hostname):
+    """A check that concerns one host only runs once, against that host (not skipped on the others)."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host(f"ansible://{hostname}", ansible_inventory=inventory)
+
+
+@pytest.fixture(scope="module")
+def centos7():
+    return _one_host("tfs-el-centos7")
+
+
+@pytest.fixture(scope="module")
+def centos7_docker():
+    return _one_host("tfs-el-centos7-docker")
+
+
 def name(host):
     return host.backend.get_hostname()
 
@@ -46,9 +63,7 @@ def evr(host, package):
     return cmd.stdout.removeprefix("0:")
 
 
-def test_check_mode_on_the_converged_hosts_changes_nothing(host):
-    if name(host) != "tfs-el-centos7":
-        pytest.skip("one run covers every host")
+def test_check_mode_on_the_converged_hosts_changes_nothing():
     rc, out = playbook("converge.yml", "--check")
     assert rc == 0, out
     for host_name in testinfra_hosts:
@@ -106,9 +121,8 @@ def test_docker_service_runs_with_the_runtime_in_daemon_json(host):
     assert '"live-restore": true' in daemon
 
 
-def test_dnf_refuses_a_mismatched_pair_when_forced(host):
-    if name(host) != "tfs-el-centos7":
-        pytest.skip("the docker-ce host of EL7")
+def test_dnf_refuses_a_mismatched_pair_when_forced(centos7):
+    host = centos7
     before = host.run("rpm -qa | sort").stdout
     # On the host, the lock already keeps every other nvidia-docker2 build out of reach.
     forced = host.run("dnf -y install nvidia-docker2-2.0.3-1.docker17.12.1.ce")
@@ -138,9 +152,8 @@ def test_dnf_refuses_a_mismatched_pair_when_forced(host):
         ["docker-2:1.12.6-71.git3e8e77d.el7.centos", "nvidia-docker2-2.0.3-1.docker1.12.6"],
     ],
 )
-def test_legacy_pairs_resolve_and_install_in_an_empty_root(host, packages):
-    if name(host) != "tfs-el-centos7":
-        pytest.skip("the legacy pairing exists on EL7 only")
+def test_legacy_pairs_resolve_and_install_in_an_empty_root(centos7, packages):
+    host = centos7
     root = "/var/tmp/el-resolve-" + packages[1].rsplit(".docker", 1)[1]
     cmd = host.run(
         f"rm -rf {root} && dnf -y --installroot={root} --releasever=7 --setopt=reposdir=/etc/yum.repos.d "
@@ -153,9 +166,8 @@ def test_legacy_pairs_resolve_and_install_in_an_empty_root(host, packages):
     host.run(f"rm -rf {root}")
 
 
-def test_cross_pair_does_not_resolve(host):
-    if name(host) != "tfs-el-centos7":
-        pytest.skip("the legacy pairing exists on EL7 only")
+def test_cross_pair_does_not_resolve(centos7):
+    host = centos7
     root = "/var/tmp/el-resolve-cross"
     cmd = host.run(
         f"rm -rf {root} && dnf -y --installroot={root} --releasever=7 --setopt=reposdir=/etc/yum.repos.d "
@@ -167,9 +179,8 @@ def test_cross_pair_does_not_resolve(host):
     host.run(f"rm -rf {root}")
 
 
-def test_preflight_refuses_a_mismatched_pair_before_dnf_runs(host):
-    if name(host) != "tfs-el-centos7":
-        pytest.skip("the mismatch playbook targets the EL7 host")
+def test_preflight_refuses_a_mismatched_pair_before_dnf_runs(centos7):
+    host = centos7
     history = host.run("dnf -q history list | wc -l").stdout
     before = host.run("rpm -qa | sort").stdout
     rc, out = playbook("mismatch.yml")
@@ -181,18 +192,16 @@ def test_preflight_refuses_a_mismatched_pair_before_dnf_runs(host):
     assert host.run("rpm -qa | sort").stdout == before
 
 
-def test_centos_docker_was_kept_and_never_removed(host):
-    if name(host) != "tfs-el-centos7-docker":
-        pytest.skip("the host that already ran CentOS's docker")
+def test_centos_docker_was_kept_and_never_removed(centos7_docker):
+    host = centos7_docker
     assert not host.package("docker-ce").is_installed
     # Installed once by prepare.yml, never removed or reinstalled by the roles.
     history = host.run("dnf -q history list docker").stdout
     assert "remove" not in history.lower() and "erase" not in history.lower(), history
 
 
-def test_a_running_docker_is_not_replaced_unless_asked(host):
-    if name(host) != "tfs-el-centos7-docker":
-        pytest.skip("the host that already runs CentOS's docker")
+def test_a_running_docker_is_not_replaced_unless_asked(centos7_docker):
+    host = centos7_docker
     before = host.run("rpm -qa | sort").stdout
     rc, out = playbook("replace.yml")
     assert rc != 0, out
