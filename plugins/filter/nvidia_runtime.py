@@ -8,7 +8,11 @@ the serving image. An impossible combination gives ``ok: false`` and an ``error`
 versions and the nearest valid choices; nothing is raised, so preflight can fail with the host
 name in front of it.
 
-The matrix is ``roles/nvidia_runtime/vars/matrix.yml`` (``_nvidia_runtime_matrix``).
+``plan | tfserving.fleet.nvidia_runtime_pins_installed(ansible_facts['packages'], os_family)`` tells
+whether every package of the plan is installed at its pinned version.
+
+The matrix is ``roles/nvidia_runtime/vars/matrix.yml`` (``_nvidia_runtime_matrix``). Reading Docker
+versions and the driver-versus-CUDA verdict live in nvidia_runtime_versions.py.
 """
 
 from __future__ import annotations
@@ -16,147 +20,39 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
-
-_DOCKER = re.compile(
-    r"^(?:(?P<epoch>\d+):)?v?(?P<ver>\d+\.\d+\.\d+)"
-    r"(?P<suffix>(?:[.~-]?ce)?(?:[-~+].*)?)$"
+from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime_versions import (
+    check_driver,
+    parse_docker_version,
+    version_tuple,
 )
-_TOOLKIT = re.compile(r"^(?P<ver>\d+\.\d+\.\d+)(?:-(?P<rel>\d+))?$")
-_CUDA = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?$")
 
-# On EL, a Docker older than this is not docker-ce but the distribution's 'docker' (epoch 2).
-_CENTOS_DOCKER_BELOW = (17, 3)
-# docker-ce carries an epoch from 18.09 on: RPM 3, Debian 5. Other epochs belong to other packages.
-_EPOCHS = {"RedHat": "3", "Debian": "5"}
-_FOREIGN_EPOCHS = {
-    "RedHat": {"1": "docker-ce-cli", "2": "Red Hat's own 'docker' package"},
-    "Debian": {},
-}
+_TOOLKIT = re.compile(r"^(?P<ver>\d+\.\d+\.\d+)(?:-(?P<rel>\d+))?$")
+
+
+def _nvidia_runtime_daemon():
+    """daemon.json's contribution that registers the ``nvidia`` runtime (a new dict each call)."""
+    return {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}}
+
+
+def _nvidia_docker2_plan(plan, path, packages, requirement):
+    """The plan of an nvidia-docker2 path (legacy 2.0.3 or 2.x): its two packages on the nvidia runtime."""
+    plan.update(
+        {
+            "path": path,
+            "gpu_mode": "legacy",
+            "packages": packages,
+            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
+            "docker_requirement": requirement,
+            "repositories": "nvidia-docker",
+            "daemon_options": _nvidia_runtime_daemon(),
+        }
+    )
+    return plan
 
 
 def _gpus_min(matrix) -> str:
     """'19.03.0' -> '19.03' for messages."""
     return ".".join(str(matrix["gpus_flag_min_docker"]).split(".")[:2])
-
-
-def _tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", str(version)))
-
-
-def _vstr(t: tuple[int, ...]) -> str:
-    return ".".join(str(p) for p in t)
-
-
-def parse_docker_version(raw, os_family):
-    """'3:18.09.2-3.el7' -> {'version': '18.09.2', 'epoch': '3', ...}; raises ValueError."""
-    text = str(raw).strip()
-    match = _DOCKER.match(text)
-    if not match:
-        raise ValueError(
-            f"Docker version '{raw}' is not a Docker version; expected '20.10.24', '3:20.10.24', "
-            "'17.12.1.ce' or a full package version such as '5:20.10.24~3-0~debian-bullseye'"
-        )
-    version = match["ver"]
-    epoch = match["epoch"]
-    numeric = _tuple(version)
-    if os_family == "RedHat" and numeric < _CENTOS_DOCKER_BELOW:
-        # Docker's repository starts at docker-ce 17.03 on EL; older Dockers on an EL host are the
-        # distribution's own 'docker' package (CentOS 7 extras: 2:1.12.6, 2:1.13.1), epoch 2.
-        if epoch not in (None, "2"):
-            raise ValueError(
-                f"Docker version '{raw}': Docker {version} on the RedHat family is CentOS's own 'docker' "
-                f"package, which carries epoch 2; nearest valid spellings: '{version}' or '2:{version}'"
-            )
-        return {"raw": text, "version": version, "tuple": numeric, "epoch": "2", "package": "docker"}
-    if epoch is not None and os_family in _EPOCHS:
-        want = _EPOCHS[os_family] if numeric >= (18, 9) else None
-        if epoch != want:
-            owner = _FOREIGN_EPOCHS[os_family].get(epoch)
-            owner_txt = f" (epoch {epoch} belongs to {owner})" if owner else ""
-            if want:
-                spellings = f"'{version}' or '{want}:{version}'"
-                carries = f"epoch {want}"
-            else:
-                spellings = f"'{version}' or '{version}.ce'" if os_family == "RedHat" else f"'{version}'"
-                carries = "no epoch"
-            raise ValueError(
-                f"Docker version '{raw}': docker-ce {version} carries {carries} in Docker's "
-                f"{'RPM' if os_family == 'RedHat' else 'Debian'} repository{owner_txt}; "
-                f"nearest valid spellings: {spellings}"
-            )
-    return {"raw": text, "version": version, "tuple": numeric, "epoch": epoch, "package": "docker-ce"}
-
-
-def _cuda_tuple(text):
-    match = _CUDA.match(str(text).strip())
-    if not match:
-        raise ValueError(f"CUDA version '{text}' is not a CUDA version such as '12.2'")
-    return (int(match["major"]), int(match["minor"]))
-
-
-def driver_max_cuda(driver_version, matrix):
-    """Highest CUDA X.Y in the matrix whose minimum driver <= driver_version, or None."""
-    best = None
-    for row in matrix["cuda_min_driver"]:
-        if _tuple(driver_version) >= _tuple(row["driver"]):
-            if best is None or _cuda_tuple(row["cuda"]) > _cuda_tuple(best):
-                best = row["cuda"]
-    return best
-
-
-def cuda_min_driver(cuda_version, matrix):
-    """Minimum driver for CUDA X.Y (the newest table row <= X.Y within the same major), or None."""
-    want = _cuda_tuple(cuda_version)
-    rows = [r for r in matrix["cuda_min_driver"] if _cuda_tuple(r["cuda"]) <= want]
-    rows = [r for r in rows if _cuda_tuple(r["cuda"])[0] == want[0]]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: _cuda_tuple(r["cuda"]))["driver"]
-
-
-def check_driver(matrix, cuda_version, driver_version, driver_cuda_version=None):
-    """Verdict for 'image built on CUDA cuda_version' on 'driver driver_version'."""
-    result = {
-        "image_cuda": cuda_version or None,
-        "driver": driver_version or None,
-        "driver_max_cuda": None,
-        "min_driver": None,
-        "checked": False,
-        "ok": True,
-        "error": None,
-    }
-    if not cuda_version or not driver_version:
-        return result
-    want = _cuda_tuple(cuda_version)
-    result["min_driver"] = cuda_min_driver(cuda_version, matrix)
-    supported = driver_cuda_version or driver_max_cuda(driver_version, matrix)
-    result["driver_max_cuda"] = supported
-    result["checked"] = True
-    if supported is None:
-        result["ok"] = False
-        result["error"] = (
-            f"driver {driver_version} is older than every driver in the matrix and cannot run the "
-            f"serving image built on CUDA {cuda_version}; nearest valid choice: a driver >= "
-            f"{result['min_driver'] or 'the CUDA ' + cuda_version + ' minimum'}"
-        )
-        return result
-    if _cuda_tuple(supported) >= want:
-        return result
-    result["ok"] = False
-    hint = ""
-    compat = matrix.get("cuda_minor_compat_driver", {}).get(str(want[0]))
-    if compat and _tuple(driver_version) >= _tuple(compat):
-        hint = (
-            f" (the driver meets CUDA {want[0]}.x minor-version compatibility, >= {compat}, but the "
-            "container runtime enforces the image's NVIDIA_REQUIRE_CUDA)"
-        )
-    need = f"driver >= {result['min_driver']}" if result["min_driver"] else f"a driver supporting CUDA {cuda_version}"
-    result["error"] = (
-        f"driver {driver_version} supports CUDA up to {supported}, but the serving image is built on "
-        f"CUDA {cuda_version}{hint}; nearest valid choices: upgrade to a {need}, or serve an image "
-        f"built on CUDA <= {supported}"
-    )
-    return result
 
 
 def _distribution_ok(matrix, os_family, distribution, os_major):
@@ -175,13 +71,13 @@ def _legacy_neighbours(matrix, docker, os_family):
         for b in matrix["legacy"]["builds"]
         if (b["rpm_release"] if os_family == "RedHat" else b["deb_release"]) is not None
     ]
-    lower = [b["docker"] for b in usable if _tuple(b["docker"]) < docker]
-    higher = [b["docker"] for b in usable if _tuple(b["docker"]) > docker]
+    lower = [b["docker"] for b in usable if version_tuple(b["docker"]) < docker]
+    higher = [b["docker"] for b in usable if version_tuple(b["docker"]) > docker]
     out = []
     if lower:
-        out.append(max(lower, key=_tuple))
+        out.append(max(lower, key=version_tuple))
     if higher:
-        out.append(min(higher, key=_tuple))
+        out.append(min(higher, key=version_tuple))
     return out
 
 
@@ -189,13 +85,13 @@ def _legacy_for(matrix, docker, os_family):
     """The legacy build for this very Docker when one is installable, else its neighbours."""
     for b in matrix["legacy"]["builds"]:
         release = b["rpm_release"] if os_family == "RedHat" else b["deb_release"]
-        if _tuple(b["docker"]) == docker and release is not None:
+        if version_tuple(b["docker"]) == docker and release is not None:
             return [b["docker"]]
     return _legacy_neighbours(matrix, docker, os_family)
 
 
 def _deb_docker_requirement(version):
-    numeric = _tuple(version)
+    numeric = version_tuple(version)
     if numeric >= (18, 9):
         return f"docker-ce (= 5:{version}~3-0~<distribution>-<codename>)"
     if numeric >= (18, 6):
@@ -213,7 +109,7 @@ def _refuse(plan, message, nearest):
 def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
     legacy = matrix["legacy"]
     version = docker["version"]
-    if requested_nd2 and _tuple(requested_nd2)[:3] != _tuple(legacy["nvidia_docker2_version"]):
+    if requested_nd2 and version_tuple(requested_nd2)[:3] != version_tuple(legacy["nvidia_docker2_version"]):
         return _refuse(
             plan,
             f"nvidia-docker2 {requested_nd2} is not a per-Docker legacy build for Docker {version}; the "
@@ -226,7 +122,8 @@ def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
         if bad is not None:
             good = [b for b in legacy["builds"] if b["docker"] == bad["docker"] and b["rpm_release"]]
             nearest = [f"nvidia-docker2-2.0.3-{g['rpm_release']}.docker{g['docker']}.ce" for g in good]
-            nearest = nearest or [f"Docker {v}" for v in _legacy_neighbours(matrix, _tuple(bad["docker"]), os_family)]
+            neighbours = _legacy_neighbours(matrix, version_tuple(bad["docker"]), os_family)
+            nearest = nearest or [f"Docker {v}" for v in neighbours]
             return _refuse(
                 plan,
                 f"{wanted} cannot be installed with docker-ce {version}: it {bad['why']}; nearest valid "
@@ -274,18 +171,7 @@ def _plan_legacy(plan, matrix, docker, os_family, requested_nd2):
             f"nvidia-docker2={nd2}+docker{version}-{release}",
             f"nvidia-container-runtime={ncr}+docker{version}-{release}",
         ]
-    plan.update(
-        {
-            "path": "legacy",
-            "gpu_mode": "legacy",
-            "packages": packages,
-            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
-            "docker_requirement": requirement,
-            "repositories": "nvidia-docker",
-            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
-        }
-    )
-    return plan
+    return _nvidia_docker2_plan(plan, "legacy", packages, requirement)
 
 
 def _plan_centos_docker(plan, legacy, docker):
@@ -304,21 +190,11 @@ def _plan_centos_docker(plan, legacy, docker):
             [f"docker 2:{v}" for v in near] + ["Docker >= 19.03 + toolkit"],
         )
     nd2, ncr, release = legacy["nvidia_docker2_version"], legacy["runtime_version"], build["rpm_release"]
-    plan.update(
-        {
-            "path": "legacy",
-            "gpu_mode": "legacy",
-            "packages": [
-                f"nvidia-docker2-{nd2}-{release}.docker{version}",
-                f"nvidia-container-runtime-{ncr}-{release}.docker{version}",
-            ],
-            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
-            "docker_requirement": f"docker = 2:{version}",
-            "repositories": "nvidia-docker",
-            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
-        }
-    )
-    return plan
+    packages = [
+        f"nvidia-docker2-{nd2}-{release}.docker{version}",
+        f"nvidia-container-runtime-{ncr}-{release}.docker{version}",
+    ]
+    return _nvidia_docker2_plan(plan, "legacy", packages, f"docker = 2:{version}")
 
 
 def _plan_nvidia_docker2(plan, matrix, docker, os_family, requested_nd2):
@@ -334,7 +210,7 @@ def _plan_nvidia_docker2(plan, matrix, docker, os_family, requested_nd2):
             [f"nvidia-docker2 {v}" for v in versions],
         )
     minimum = row["docker_min_rpm"] if os_family == "RedHat" else row["docker_min_deb"]
-    if docker["tuple"] < _tuple(minimum):
+    if docker["tuple"] < version_tuple(minimum):
         near = _legacy_for(matrix, docker["tuple"], os_family)
         return _refuse(
             plan,
@@ -347,24 +223,13 @@ def _plan_nvidia_docker2(plan, matrix, docker, os_family, requested_nd2):
         packages = [f"nvidia-docker2-{row['version']}-1", f"nvidia-container-runtime-{row['runtime']}-1"]
     else:
         packages = [f"nvidia-docker2={row['version']}-1", f"nvidia-container-runtime={row['runtime']}-1"]
-    plan.update(
-        {
-            "path": "nvidia-docker2",
-            "gpu_mode": "legacy",
-            "packages": packages,
-            "package_names": ["nvidia-docker2", "nvidia-container-runtime"],
-            "docker_requirement": f"docker-ce >= {minimum}",
-            "repositories": "nvidia-docker",
-            "daemon_options": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}},
-        }
-    )
-    return plan
+    return _nvidia_docker2_plan(plan, "nvidia-docker2", packages, f"docker-ce >= {minimum}")
 
 
 def _plan_toolkit(plan, matrix, docker, os_family, requested, register_runtime):
     toolkit = matrix["toolkit"]
     minimum_docker = matrix["gpus_flag_min_docker"]
-    if docker["tuple"] < _tuple(minimum_docker):
+    if docker["tuple"] < version_tuple(minimum_docker):
         near = _legacy_for(matrix, docker["tuple"], os_family)
         return _refuse(
             plan,
@@ -382,7 +247,7 @@ def _plan_toolkit(plan, matrix, docker, os_family, requested, register_runtime):
         )
     version, release = match["ver"], match["rel"] or "1"
     known = toolkit["known_versions"]
-    if _tuple(version) < _tuple(toolkit["min_version"]):
+    if version_tuple(version) < version_tuple(toolkit["min_version"]):
         return _refuse(
             plan,
             f"NVIDIA Container Toolkit {version} predates nvidia-container-toolkit-base, so its packages "
@@ -390,10 +255,11 @@ def _plan_toolkit(plan, matrix, docker, os_family, requested, register_runtime):
             f"{toolkit['min_version']} or later (newest known: {known[-1]})",
             [f"toolkit {toolkit['min_version']}", f"toolkit {known[-1]}"],
         )
-    if version not in known and _tuple(version) <= _tuple(known[-1]):
-        lower = [v for v in known if _tuple(v) < _tuple(version)]
-        higher = [v for v in known if _tuple(v) > _tuple(version)]
-        near = ([max(lower, key=_tuple)] if lower else []) + ([min(higher, key=_tuple)] if higher else [])
+    if version not in known and version_tuple(version) <= version_tuple(known[-1]):
+        lower = [v for v in known if version_tuple(v) < version_tuple(version)]
+        higher = [v for v in known if version_tuple(v) > version_tuple(version)]
+        near = [max(lower, key=version_tuple)] if lower else []
+        near += [min(higher, key=version_tuple)] if higher else []
         return _refuse(
             plan,
             f"NVIDIA Container Toolkit {version} is not a release (Docker {docker['version']}); "
@@ -410,7 +276,7 @@ def _plan_toolkit(plan, matrix, docker, os_family, requested, register_runtime):
         packages = [f"{name}={version}-{release}" for name in toolkit["packages"]]
     daemon = {}
     if register_runtime:
-        daemon = {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}}
+        daemon = _nvidia_runtime_daemon()
     plan.update(
         {
             "path": "toolkit",
@@ -478,12 +344,16 @@ def nvidia_runtime_plan(
         return _refuse(plan, str(exc), [])
     plan["docker"] = {k: docker[k] for k in ("raw", "version", "epoch", "package")}
 
-    gpus_flag = docker["tuple"] >= _tuple(matrix["gpus_flag_min_docker"])
+    gpus_flag = docker["tuple"] >= version_tuple(matrix["gpus_flag_min_docker"])
     if flavor == "auto":
         flavor = (
             "toolkit"
             if gpus_flag
-            else ("nvidia-docker2" if nvidia_docker2_version and _tuple(nvidia_docker2_version) >= (2, 1) else "legacy")
+            else (
+                "nvidia-docker2"
+                if nvidia_docker2_version and version_tuple(nvidia_docker2_version) >= (2, 1)
+                else "legacy"
+            )
         )
     if flavor in ("legacy", "nvidia-docker2") and gpus_flag:
         return _refuse(
@@ -559,23 +429,9 @@ def nvidia_runtime_pins_installed(plan, packages, os_family):
     return True
 
 
-def nvidia_runtime_docker_version(raw, os_family):
-    """'3:18.09.2-3.el7' -> '18.09.2' (raises when the version or its epoch is wrong)."""
-    try:
-        return parse_docker_version(raw, os_family)["version"]
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
-def nvidia_runtime_driver_max_cuda(driver_version, matrix):
-    return driver_max_cuda(driver_version, matrix)
-
-
 class FilterModule:
     def filters(self):
         return {
             "nvidia_runtime_plan": nvidia_runtime_plan,
-            "nvidia_runtime_docker_version": nvidia_runtime_docker_version,
-            "nvidia_runtime_driver_max_cuda": nvidia_runtime_driver_max_cuda,
             "nvidia_runtime_pins_installed": nvidia_runtime_pins_installed,
         }

@@ -1,4 +1,5 @@
-"""The compatibility matrix (roles/nvidia_runtime/vars/matrix.yml) through the nvidia_runtime_plan filter.
+"""The compatibility matrix (roles/nvidia_runtime/vars/matrix.yml) through the nvidia_runtime_plan filter
+(plugins/filter/nvidia_runtime.py) and the version filters (plugins/filter/nvidia_runtime_versions.py).
 
 Table-driven: each row is one host situation and the exact outcome expected for it. The package
 strings are the real ones from NVIDIA's repositories (see the role README for the sources).
@@ -8,7 +9,9 @@ import pathlib
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime as f
+from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime_versions as versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "roles/nvidia_runtime/vars/matrix.yml").read_text())["_nvidia_runtime_matrix"]
@@ -445,10 +448,10 @@ def test_driver_check_skipped_without_cuda_or_driver():
 
 def test_cuda_table_is_ordered_and_monotonic():
     rows = MATRIX["cuda_min_driver"]
-    cudas = [f._cuda_tuple(r["cuda"]) for r in rows]
-    drivers = [f._tuple(r["driver"]) for r in rows]
+    cudas = [versions.cuda_tuple(r["cuda"]) for r in rows]
+    drivers = [versions.version_tuple(r["driver"]) for r in rows]
     assert cudas == sorted(cudas) and drivers == sorted(drivers)
-    assert f.cuda_min_driver("12.7", MATRIX) == "560.28.03"  # no 12.7 release: the 12.6 minimum applies
+    assert versions.cuda_min_driver("12.7", MATRIX) == "560.28.03"  # no 12.7 release: the 12.6 minimum applies
 
 
 def test_pins_installed_reads_package_facts():
@@ -467,11 +470,11 @@ def test_pins_installed_reads_package_facts():
 
 
 def test_docker_version_filter():
-    assert f.nvidia_runtime_docker_version("3:18.09.2-3.el7", "RedHat") == "18.09.2"
-    assert f.nvidia_runtime_docker_version("17.12.1.ce", "RedHat") == "17.12.1"
-    assert f.nvidia_runtime_docker_version("5:18.09.2~3-0~ubuntu-bionic", "Debian") == "18.09.2"
-    with pytest.raises(f.AnsibleFilterError, match="epoch 3"):
-        f.nvidia_runtime_docker_version("2:18.09.2", "RedHat")
+    assert versions.nvidia_runtime_docker_version("3:18.09.2-3.el7", "RedHat") == "18.09.2"
+    assert versions.nvidia_runtime_docker_version("17.12.1.ce", "RedHat") == "17.12.1"
+    assert versions.nvidia_runtime_docker_version("5:18.09.2~3-0~ubuntu-bionic", "Debian") == "18.09.2"
+    with pytest.raises(AnsibleFilterError, match="epoch 3"):
+        versions.nvidia_runtime_docker_version("2:18.09.2", "RedHat")
 
 
 def test_matrix_has_at_least_thirty_tabled_combinations():
