@@ -1,7 +1,7 @@
 """The fleet report's HTML page in a real browser (headless Chromium): it renders, and the drifted row
 is marked on screen, not only in the markup.
 
-The page is the one status.yml writes (plugins/filter/tfserving_fleet.py), from three hosts of which one
+The page is the one status.yml writes (plugins/filter/tfserving_fleet_report.py), from three hosts of which one
 runs another image ID and TF Serving version. The screenshot is kept in reports/artifacts/.
 """
 
@@ -11,7 +11,9 @@ import html.parser
 import json
 import pathlib
 
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet as flt
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_drift as fleet_drift
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_report as fleet_report
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_status as fleet_status
 from browser import count_colour, png_pixels, render, rows_with_colour
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "reports" / "artifacts"
@@ -71,12 +73,12 @@ class _Table(html.parser.HTMLParser):
 
 
 def test_the_report_page_renders_and_marks_the_drifted_row(tmp_path):
-    reports = [flt.host_report(hostvars("tfs-fleet-1", IDS["fleet"], "2.19.0")),
-               flt.host_report(hostvars("tfs-fleet-2", IDS["hotfix"], "2.19.1")),
-               flt.host_report(hostvars("tfs-fleet-3", IDS["fleet"], "2.19.0"))]
+    reports = [fleet_status.host_report(hostvars("tfs-fleet-1", IDS["fleet"], "2.19.0")),
+               fleet_status.host_report(hostvars("tfs-fleet-2", IDS["hotfix"], "2.19.1")),
+               fleet_status.host_report(hostvars("tfs-fleet-3", IDS["fleet"], "2.19.0"))]
     page = tmp_path / "fleet-status.html"
-    page.write_text(flt.html_page(flt.rows(reports), "TF Serving fleet status", "2026-01-01 00:00:00 UTC",
-                                  flt.drift(reports)))
+    page.write_text(fleet_report.html_page(fleet_status.rows(reports), "TF Serving fleet status",
+                                           "2026-01-01 00:00:00 UTC", fleet_drift.drift(reports)))
     dom, shot = render(page, ARTIFACTS, "fleet-report-drift")
     table = _Table()
     table.feed(dom)

@@ -1,4 +1,5 @@
-"""plugins/filter/tfserving_fleet.py, drift: what each host really runs, against the inventory and the fleet.
+"""plugins/filter/tfserving_fleet_drift.py (and its tables in tfserving_fleet_report.py): what each host
+really runs, against the inventory and the fleet.
 
 The inputs have the shapes status.yml registers on each host: community.docker's docker_container_info
 and docker_image_info results (fields as Docker's inspect API returns them), the output of
@@ -12,7 +13,9 @@ import json
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet as flt
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_drift as fleet_drift
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_report as fleet_report
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_fleet_status as fleet_status
 
 REF = "registry.example:5000/tfserving:2.19.0"
 GPU_REF = "registry.example:5000/tfserving:2.19.0-gpu"
@@ -46,13 +49,13 @@ def host(name, instances=None, containers=None, images=None, version=REAL_VERSIO
          settings=None, known=None):
     """The hostvars status.yml leaves on one host."""
     instances = instances if instances is not None else [{"name": "main", "models": []}]
-    targets = flt.targets(instances, {"prefix": "tfserving-", "image_cpu": REF, "image_gpu": GPU_REF,
+    targets = fleet_drift.targets(instances, {"prefix": "tfserving-", "image_cpu": REF, "image_gpu": GPU_REF,
                                       "gpu": bool((gpu or {}).get("available")), **(settings or {})})
     containers = containers if containers is not None else {"main": container()}
     registered = {"results": [
         {"item": t, "exists": t["instance"] in containers, "container": containers.get(t["instance"])}
         for t in targets]}
-    asked = flt.servers_to_ask(registered, known)
+    asked = fleet_drift.servers_to_ask(registered, known)
     return {
         "inventory_hostname": name,
         "tfserving_instances": instances,
@@ -67,7 +70,7 @@ def host(name, instances=None, containers=None, images=None, version=REAL_VERSIO
 
 
 def drift(*hostvars):
-    return flt.drift([flt.host_report(hv) for hv in hostvars])
+    return fleet_drift.drift([fleet_status.host_report(hv) for hv in hostvars])
 
 
 def marks(row):
@@ -83,18 +86,18 @@ def test_targets_follow_the_role_plan_for_images_and_gpus():
         {"name": "gone", "state": "absent", "models": []},
     ]
     settings = {"prefix": "tfs-", "image_cpu": REF, "image_gpu": GPU_REF}
-    assert flt.targets(instances, {**settings, "gpu": True}) == [
+    assert fleet_drift.targets(instances, {**settings, "gpu": True}) == [
         {"instance": "cpu", "container": "tfs-cpu", "image": REF, "gpus": [], "pinned": False},
         {"instance": "gpu", "container": "tfs-gpu", "image": GPU_REF, "gpus": ["0", "1"], "pinned": False},
         {"instance": "own", "container": "tfs-own", "image": "mine:1", "gpus": "all", "pinned": False},
     ]
     # A host without GPU runtime runs GPU instances on the CPU image, without GPUs (the role's plan).
-    assert [(t["image"], t["gpus"]) for t in flt.targets(instances, {**settings, "gpu": False})] == [
+    assert [(t["image"], t["gpus"]) for t in fleet_drift.targets(instances, {**settings, "gpu": False})] == [
         (REF, []), (REF, []), ("mine:1", [])]
     with pytest.raises(AnsibleFilterError, match="expects tfserving_instances"):
-        flt.targets({"name": "main"})
+        fleet_drift.targets({"name": "main"})
     with pytest.raises(AnsibleFilterError, match="gpus"):
-        flt.targets([{"name": "a", "gpus": {"x": 1}}])
+        fleet_drift.targets([{"name": "a", "gpus": {"x": 1}}])
 
 
 @pytest.mark.parametrize(("ref", "found"), [
@@ -105,37 +108,38 @@ def test_targets_follow_the_role_plan_for_images_and_gpus():
     ("registry.example:5000/tfserving", False),
 ])
 def test_an_inventory_reference_names_an_image_by_tag_digest_or_id(ref, found):
-    assert flt._reference_matches(ref, image()) is found
+    assert fleet_drift._reference_matches(ref, image()) is found
 
 
 def test_docker_hub_references_match_the_names_docker_keeps():
     hub = {"Id": ID_A, "RepoTags": ["tensorflow/serving:latest"], "RepoDigests": []}
-    assert flt._reference_matches("tensorflow/serving", hub)
-    assert flt._reference_matches("docker.io/tensorflow/serving:latest", hub)
-    assert not flt._reference_matches("tensorflow/serving:2.19.0", hub)
+    assert fleet_drift._reference_matches("tensorflow/serving", hub)
+    assert fleet_drift._reference_matches("docker.io/tensorflow/serving:latest", hub)
+    assert not fleet_drift._reference_matches("tensorflow/serving:2.19.0", hub)
 
 
 # -- what the server and the engine report -------------------------------------------------------------------
 def test_the_server_version_is_read_as_tensorflow_model_server_prints_it():
-    assert flt._model_server_version(REAL_VERSION) == {"tfserving_version": "2.19.0-rc0+dev.sha.abc1234",
+    assert fleet_drift._model_server_version(REAL_VERSION) == {"tfserving_version": "2.19.0-rc0+dev.sha.abc1234",
                                                        "tensorflow_version": "2.19.0"}
     double = ("TensorFlow ModelServer: 0.1.0-test-double (TF Serving TEST DOUBLE, not TensorFlow Serving)\n"
               "TensorFlow Library: 2.21.0\n")
-    assert flt._model_server_version(double)["tfserving_version"].startswith("0.1.0-test-double (TF Serving TEST")
-    assert flt._model_server_version("unknown argument: --version") == {"tfserving_version": None,
+    assert fleet_drift._model_server_version(double)["tfserving_version"].startswith(
+        "0.1.0-test-double (TF Serving TEST")
+    assert fleet_drift._model_server_version("unknown argument: --version") == {"tfserving_version": None,
                                                                         "tensorflow_version": None}
 
 
 def test_docker_versions_come_from_the_server_components():
-    assert flt._docker_versions(docker_version()) == {"docker_version": "20.10.24+dfsg1",
+    assert fleet_drift._docker_versions(docker_version()) == {"docker_version": "20.10.24+dfsg1",
                                                       "containerd_version": "1.6.20~ds1", "runc_version": "1.1.5+ds1"}
-    assert flt._docker_versions({"rc": 1, "stdout": "", "stderr": "Cannot connect"}) == {
+    assert fleet_drift._docker_versions({"rc": 1, "stdout": "", "stderr": "Cannot connect"}) == {
         "docker_version": None, "containerd_version": None, "runc_version": None}
 
 
 def test_gpus_assigned_by_device_requests_or_the_nvidia_runtime():
     def gpus(**kw):
-        return flt._assigned_gpus(container(**kw))
+        return fleet_drift._assigned_gpus(container(**kw))
 
     nvidia = {"Driver": "nvidia", "Capabilities": [["gpu"]]}
     assert gpus(device_requests=[{**nvidia, "Count": -1}]) == "all"
@@ -163,8 +167,8 @@ def test_a_uniform_fleet_has_no_drift_and_every_field():
         "docker_version": "20.10.24+dfsg1", "containerd_version": "1.6.20~ds1", "runc_version": "1.1.5+ds1",
         "runtime": "runc", "driver_version": None, "cuda_version": None, "gpus": [], "expected_gpus": [],
         "drift": [], "drift_detail": ""}
-    assert flt.drift_summary(rows) == {"ok": True, "hosts": 3, "instances": 3, "drifted": 0, "not_collected": [],
-                                       "marks": []}
+    assert fleet_drift.drift_summary(rows) == {"ok": True, "hosts": 3, "instances": 3, "drifted": 0,
+                                               "not_collected": [], "marks": []}
     # status.yml compares the rows with the previous JSON report: they survive a round trip unchanged.
     assert json.loads(json.dumps(rows)) == rows
 
@@ -183,7 +187,7 @@ def test_one_host_running_another_digest_is_marked_against_the_fleet():
         ("tfserving_version", "TF Serving version 2.19.1, the fleet's majority runs 2.19.0-rc0+dev.sha.abc1234"),
     ]
     assert rows[1]["drift_fields"] == ["image_id", "tfserving_version"]
-    summary = flt.drift_summary(rows)
+    summary = fleet_drift.drift_summary(rows)
     assert not summary["ok"] and summary["drifted"] == 1 and summary["marks"][0].startswith("gpu-02/main: image")
 
 
@@ -262,7 +266,7 @@ def test_engine_and_driver_versions_are_compared_host_by_host():
         ("driver_version", "driver 535.161.08, the fleet's majority runs 550.54.15"),
         ("cuda_version", "CUDA 12.2, the fleet's majority runs 12.4"),
     ]
-    assert rows[6]["driver_version"] is None and flt._drift_cell(rows[6], "driver_version") == "-"
+    assert rows[6]["driver_version"] is None and fleet_report._drift_cell(rows[6], "driver_version") == "-"
 
 
 def test_a_fleet_split_in_two_has_no_majority_and_every_side_is_marked():
@@ -281,26 +285,26 @@ def test_gpus_other_than_the_inventory_says_are_marked():
 
 
 def test_a_host_that_reported_nothing_gets_an_unmarked_row_with_the_reason():
-    rows = flt.drift([flt.host_report({"inventory_hostname": "gpu-09", "tfserving_instances": [],
+    rows = fleet_drift.drift([fleet_status.host_report({"inventory_hostname": "gpu-09", "tfserving_instances": [],
                                        "__tfserving_status": {"unreachable": True, "msg": "timed out"}})])
     assert rows == [{"host": "gpu-09", "instance": None, "collected": False, "drifted": False, "drift": [],
                      "drift_fields": [], "note": "host unreachable: timed out", "drift_detail": "host unreachable: "
                      "timed out"}]
-    assert flt.drift_summary(rows)["not_collected"] == ["gpu-09"]
-    assert flt._drift_cell(rows[0], "image") == "-"
+    assert fleet_drift.drift_summary(rows)["not_collected"] == ["gpu-09"]
+    assert fleet_report._drift_cell(rows[0], "image") == "-"
 
 
 def test_a_server_version_already_reported_for_the_image_is_not_asked_again():
     previous = {"drift": {"rows": drift(host("gpu-01"))}}
-    known = flt.known_servers(previous)
+    known = fleet_drift.known_servers(previous)
     assert known == {ID_A: {"tfserving_version": "2.19.0-rc0+dev.sha.abc1234", "tensorflow_version": "2.19.0"}}
     hv = host("gpu-01", known=known)
     assert hv["__tfserving_status_servers"]["results"] == []
     assert drift(hv)[0]["tfserving_version"] == "2.19.0-rc0+dev.sha.abc1234"
     # Another image ID is asked.
-    assert [a["image_id"] for a in flt.servers_to_ask(host("gpu-01", containers={"main": container(ID_B)})[
+    assert [a["image_id"] for a in fleet_drift.servers_to_ask(host("gpu-01", containers={"main": container(ID_B)})[
         "__tfserving_status_containers"], known)] == [ID_B]
-    assert flt.known_servers({}) == {} and flt.known_servers(None) == {}
+    assert fleet_drift.known_servers({}) == {} and fleet_drift.known_servers(None) == {}
 
 
 # -- renderings ----------------------------------------------------------------------------------------------
@@ -311,14 +315,14 @@ def drifted_rows():
 
 
 def test_the_text_table_marks_drift_in_its_first_column(drifted_rows):
-    lines = flt.drift_table(drifted_rows).split("\n")
+    lines = fleet_report.drift_table(drifted_rows).split("\n")
     assert lines[0].split()[:6] == ["Host", "Instance", "Image", "Image", "ID", "Repo"]
     assert [line.startswith("DRIFT") for line in lines[2:]] == [False, True, False]
     assert ID_A[7:19] in lines[2] and ID_B[7:19] in lines[3] and "majority" in lines[3]
 
 
 def test_markdown_has_the_drift_section_with_marked_rows(drifted_rows):
-    text = flt.markdown([], "Fleet", "", drifted_rows)
+    text = fleet_report.markdown([], "Fleet", "", drifted_rows)
     section = text.split("## Images and runtimes", 1)[1]
     assert "**1 instance(s) drifted**" in section
     rows = [line for line in section.splitlines() if line.startswith("| ")]
@@ -326,11 +330,11 @@ def test_markdown_has_the_drift_section_with_marked_rows(drifted_rows):
     assert rows[2].startswith("| **DRIFT** | gpu-<2> | main |") and "**" not in rows[1] + rows[3]
     assert f"| **{ID_B[:19]}** | - |" in rows[2]
     # Without drift rows the page is what it was.
-    assert "Images and runtimes" not in flt.markdown([], "Fleet")
+    assert "Images and runtimes" not in fleet_report.markdown([], "Fleet")
 
 
 def test_html_has_the_drift_table_with_marked_rows_and_stays_self_contained(drifted_rows):
-    page = flt.html_page([], "Fleet", "", drifted_rows)
+    page = fleet_report.html_page([], "Fleet", "", drifted_rows)
     assert "<script" not in page and "<link" not in page and "src=" not in page
     assert page.count('<tr class="drift">') == 1 and page.count('<tr class="same">') == 2
     marked = page.split('<tr class="drift">', 1)[1].split("</tr>", 1)[0]
@@ -341,4 +345,4 @@ def test_html_has_the_drift_table_with_marked_rows_and_stays_self_contained(drif
     assert "<td class=\"drift_detail\">image ID</td>" in marked
     assert ("<li>gpu-&lt;2&gt;/main: image ID sha256:bbbbbbbbbbbb, the fleet&#x27;s majority runs "
             "sha256:aaaaaaaaaaaa</li>") in page
-    assert 'class="drift"' not in flt.html_page([], "Fleet")
+    assert 'class="drift"' not in fleet_report.html_page([], "Fleet")
