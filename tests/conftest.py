@@ -9,6 +9,7 @@ that installed copy (scripts/collection-test.sh).
 
 import os
 import pathlib
+import sys
 
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
@@ -38,3 +39,49 @@ def fake_nvidia_smi(directory, capture, name="nvidia-smi"):
     )
     script.chmod(0o755)
     return str(script)
+
+
+# The ansible-playbook (and ansible-inventory, ...) of the Python running the tests.
+ANSIBLE_BIN = pathlib.Path(sys.executable).parent
+
+
+def ansible_env(workdir, path_prefix=None):
+    """The environment of an ansible-playbook run against this checkout: its ansible.cfg, the JSON
+    callback, a local temp directory below ``workdir``, and on PATH ``path_prefix`` (e.g. the directory
+    of a fake nvidia-smi), then the test Python's executables."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOCAL_TEMP": str(pathlib.Path(workdir) / "tmp"),
+            "PATH": ":".join(p for p in (path_prefix, str(ANSIBLE_BIN), env.get("PATH", "")) if p),
+        }
+    )
+    return env
+
+
+def playbook_tasks(output):
+    """[(task name without its role prefix, host, result)] of the JSON callback's ``output``, in run order."""
+    return [
+        (task["task"]["name"].split(" : ", 1)[-1], host, result)
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host, result in task["hosts"].items()
+    ]
+
+
+def gpu_host_vars(root, model, **instance):
+    """Host variables of 'gpu-7', the control node as a GPU host of role tfserving (toolkit mode), whose
+    directories are below ``root``: one instance 'ranking' on GPU 0 that serves ``model``; ``instance``
+    adds to or overrides that instance's fields (ports, bind address)."""
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "tfserving_gpu_mode": "toolkit",
+        "tfserving_model_root": str(root / "models"),
+        "tfserving_config_root": str(root / "etc"),
+        "tfserving_state_dir": str(root / "state"),
+        "tfserving_monitoring_export_dir": "",
+        "tfserving_instances": [{"name": "ranking", "gpus": [0], **instance, "models": [model]}],
+    }

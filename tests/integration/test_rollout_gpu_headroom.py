@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import ROOT, fake_nvidia_smi
+from conftest import ANSIBLE_BIN, ROOT, ansible_env, fake_nvidia_smi, gpu_host_vars, playbook_tasks
 from tfserving_double.testing import copy_model_version, start_double, write_models_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.tensorflow]
 
-BIN = pathlib.Path(sys.executable).parent
 TWO = "saved_model_half_plus_two_2_versions"
 REFUSAL = (
     "host 'gpu-7': GPU 0 (NVIDIA GeForce RTX 3080, GPU-19d6d965-2acc-f646-00f8-4c76979aabb4) has 660 MiB free but "
@@ -79,36 +76,18 @@ def fleet(tmp_path):
         yield tmp_path, double
 
 
-
 def deploy(root, double, capture):
+    model = {
+        "name": "half_plus_two",
+        "source": str(root / "exports" / "half_plus_two"),
+        "versions": [123],
+        "gpu_memory_mib": 1024,
+    }
     host = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
+        **gpu_host_vars(root, model, bind_address="127.0.0.1", rest_port=double.rest_port, grpc_port=double.grpc_port),
         "nvidia_runtime_nvidia_smi_path": fake_nvidia_smi(root, capture),
         "nvidia_runtime_docker_version": "20.10.24",
         "nvidia_runtime_serving_cuda_version": "11.2",
-        "tfserving_gpu_mode": "toolkit",
-        "tfserving_model_root": str(root / "models"),
-        "tfserving_config_root": str(root / "etc"),
-        "tfserving_state_dir": str(root / "state"),
-        "tfserving_monitoring_export_dir": "",
-        "tfserving_instances": [
-            {
-                "name": "ranking",
-                "gpus": [0],
-                "bind_address": "127.0.0.1",
-                "rest_port": double.rest_port,
-                "grpc_port": double.grpc_port,
-                "models": [
-                    {
-                        "name": "half_plus_two",
-                        "source": str(root / "exports" / "half_plus_two"),
-                        "versions": [123],
-                        "gpu_memory_mib": 1024,
-                    }
-                ],
-            }
-        ],
     }
     (root / "inventory.yml").write_text(
         yaml.safe_dump({"all": {"children": {"tfserving_hosts": {"hosts": {"gpu-7": host}}}}})
@@ -119,26 +98,12 @@ def deploy(root, double, capture):
         ],
         "tfserving_rollout_report_dir": str(root / "reports"),
     }
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCAL_TEMP": str(root / "tmp"),
-            "PATH": f"{BIN}:{env.get('PATH', '')}",
-        }
-    )
-    argv = [str(BIN / "ansible-playbook"), "-i", str(root / "inventory.yml"), "playbooks/deploy_model.yml"]
+    argv = [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(root / "inventory.yml"), "playbooks/deploy_model.yml"]
     argv += ["-e", json.dumps(rollout)]
+    env = ansible_env(root)
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.stdout.startswith("{"), proc.stdout + proc.stderr
-    out = json.loads(proc.stdout)
-    tasks = [
-        (task["task"]["name"].split(" : ", 1)[-1], result)
-        for play in out["plays"]
-        for task in play["tasks"]
-        for result in task["hosts"].values()
-    ]
+    tasks = [(name, result) for name, _host, result in playbook_tasks(json.loads(proc.stdout))]
     return proc.returncode, tasks
 
 

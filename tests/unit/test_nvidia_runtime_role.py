@@ -7,13 +7,11 @@ Each run takes about two seconds.
 """
 
 import json
-import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, fake_nvidia_smi
+from conftest import ANSIBLE_BIN, ROOT, ansible_env, fake_nvidia_smi
 
 PLAY = """
 - hosts: localhost
@@ -41,19 +39,10 @@ def workdir(tmp_path_factory):
     return path
 
 
-
 def run(workdir, extra, check=False):
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
-            "PATH": f"{pathlib.Path(sys.executable).parent}:{env.get('PATH', '')}",
-        }
-    )
+    env = ansible_env(workdir)
     argv = [
-        str(pathlib.Path(sys.executable).parent / "ansible-playbook"),
+        str(ANSIBLE_BIN / "ansible-playbook"),
         "-i",
         "localhost,",
         "-e",

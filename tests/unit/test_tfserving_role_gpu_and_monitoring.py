@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -19,35 +18,20 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, TESTDATA, fake_nvidia_smi
+from conftest import ANSIBLE_BIN, ROOT, TESTDATA, ansible_env, fake_nvidia_smi, gpu_host_vars, playbook_tasks
 
-BIN = pathlib.Path(sys.executable).parent
 MODEL = TESTDATA / "tfserving" / "saved_model_half_plus_two_2_versions"
 
 
 def run(workdir, play, inventory, extra=None, check=False, path_prefix=None):
     (workdir / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
     (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
-            "PATH": ":".join(p for p in (path_prefix, str(BIN), env.get("PATH", "")) if p),
-        }
-    )
-    argv = [str(BIN / "ansible-playbook"), "-i", str(workdir / "inventory.yml"), str(workdir / "play.yml")]
+    argv = [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(workdir / "inventory.yml"), str(workdir / "play.yml")]
     argv += ["-e", json.dumps(extra or {})] + (["--check", "--diff"] if check else [])
+    env = ansible_env(workdir, path_prefix)
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     out = json.loads(proc.stdout)
-    tasks = [
-        (task["task"]["name"].split(" : ", 1)[-1], host, result)
-        for play_ in out["plays"]
-        for task in play_["tasks"]
-        for host, result in task["hosts"].items()
-    ]
-    return proc.returncode, tasks, out["stats"]
+    return proc.returncode, playbook_tasks(out), out["stats"]
 
 
 # ------------------------------------------------------------------------------------ GPU headroom
@@ -58,30 +42,8 @@ def gpu_host(tmp_path, **model):
     exports = tmp_path / "exports" / "half_plus_two"
     if not exports.exists():
         shutil.copytree(MODEL, exports)
-    return {
-        "all": {
-            "hosts": {
-                "gpu-7": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": sys.executable,
-                    "tfserving_gpu_mode": "toolkit",
-                    "tfserving_model_root": str(tmp_path / "models"),
-                    "tfserving_config_root": str(tmp_path / "etc"),
-                    "tfserving_state_dir": str(tmp_path / "state"),
-                    "tfserving_monitoring_export_dir": "",
-                    "tfserving_instances": [
-                        {
-                            "name": "ranking",
-                            "gpus": [0],
-                            "rest_port": 18501,
-                            "grpc_port": 18500,
-                            "models": [{"name": "half_plus_two", "source": str(exports), "versions": [124], **model}],
-                        }
-                    ],
-                }
-            }
-        }
-    }
+    model = {"name": "half_plus_two", "source": str(exports), "versions": [124], **model}
+    return {"all": {"hosts": {"gpu-7": gpu_host_vars(tmp_path, model, rest_port=18501, grpc_port=18500)}}}
 
 
 ROLE_PLAY = [{"hosts": "all", "gather_facts": False, "roles": [{"role": "tfserving.fleet.tfserving"}]}]
