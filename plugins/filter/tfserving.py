@@ -21,6 +21,8 @@ import posixpath
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import ModelEntry, policy_of
 
 # Names end up as container names, directory names and URL path segments.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -172,11 +174,6 @@ SETTINGS_DEFAULTS = {
     "read_only": True,
     "cap_drop": ["ALL"],
 }
-
-HEADER = (
-    "# Managed by Ansible (role tfserving): changes made here are overwritten on the next run.\n"
-    "# Instance: {instance}. Protobuf text format ({message}).\n"
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1174,28 +1171,15 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
 # rendering
 
 
-def _quote(text):
-    """A protobuf text-format string literal (C escapes, like TextFormat prints)."""
+def _entries(instance, labels=None):
+    """The ModelEntry list of one planned instance; ``labels`` overrides the version labels."""
     out = []
-    for ch in str(text):
-        code = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\{code:03o}")
-        else:
-            out.append(ch)
-    return '"{}"'.format("".join(out))
-
-
-def _header(instance, message):
-    return HEADER.format(instance=instance, message=message)
+    for model in instance["models"]:
+        model_labels = model["labels"] if labels is None else (labels.get(model["name"]) or {})
+        policy = policy_of(model["policy"], model.get("num_versions"), model.get("versions"))
+        out.append(ModelEntry(model["name"], model["base_path"], model["platform"], policy,
+                              {k: int(v) for k, v in model_labels.items()}))
+    return out
 
 
 def render_models_config(instance, labels=None):
@@ -1206,51 +1190,18 @@ def render_models_config(instance, labels=None):
     """
     if not isinstance(instance, dict) or "models" not in instance:
         raise AnsibleFilterError("tfserving_models_config expects one instance of tfserving_plan")
-    lines = [
-        _header(instance["name"], "tensorflow.serving.ModelServerConfig").rstrip("\n"),
-        "model_config_list {",
-    ]
-    for model in sorted(instance["models"], key=lambda m: m["name"]):
-        lines += [
-            "  config {",
-            "    name: {}".format(_quote(model["name"])),
-            "    base_path: {}".format(_quote(model["base_path"])),
-            "    model_platform: {}".format(_quote(model["platform"])),
-            "    model_version_policy {",
-        ]
-        if model["policy"] == "specific":
-            lines.append("      specific {")
-            lines += [f"        versions: {v}" for v in sorted(model["versions"])]
-            lines.append("      }")
-        elif model["policy"] == "all":
-            lines.append("      all {}")
-        else:
-            lines.append("      latest {")
-            lines.append("        num_versions: {}".format(model.get("num_versions") or 1))
-            lines.append("      }")
-        lines.append("    }")
-        model_labels = model["labels"] if labels is None else (labels.get(model["name"]) or {})
-        for key in sorted(model_labels):
-            lines += [
-                "    version_labels {",
-                f"      key: {_quote(key)}",
-                f"      value: {int(model_labels[key])}",
-                "    }",
-            ]
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return models_config.render(_entries(instance, labels), instance["name"])
 
 
 def render_batching_config(parameters, instance=""):
     """batching.config (BatchingParameters) from a mapping of parameters; stable field order."""
     params = parameters or {}
-    lines = [_header(instance, "tensorflow.serving.BatchingParameters").rstrip("\n")]
+    lines = [models_config.header(instance, "tensorflow.serving.BatchingParameters").rstrip("\n")]
     for key in BATCHING_WRAPPED_INT:
         if key in params:
             lines.append(f"{key} {{ value: {params[key]} }}")
     if "thread_pool_name" in params:
-        lines.append("thread_pool_name {{ value: {} }}".format(_quote(params["thread_pool_name"])))
+        lines.append("thread_pool_name {{ value: {} }}".format(models_config.quote(params["thread_pool_name"])))
     for size in params.get("allowed_batch_sizes") or []:
         lines.append(f"allowed_batch_sizes: {size}")
     if "pad_variable_length_inputs" in params:
@@ -1261,30 +1212,19 @@ def render_batching_config(parameters, instance=""):
 def render_monitoring_config(path="/monitoring/prometheus/metrics", instance=""):
     """monitoring.config (MonitoringConfig) that turns the Prometheus endpoint on."""
     return "{}prometheus_config {{\n  enable: true\n  path: {}\n}}\n".format(
-        _header(instance, "tensorflow.serving.MonitoringConfig"),
-        _quote(path),
+        models_config.header(instance, "tensorflow.serving.MonitoringConfig"),
+        models_config.quote(path),
     )
-
-
-_CONFIG_BLOCK_RE = re.compile(r"^  config \{\n(.*?)^  \}\n", re.M | re.S)
-_NAME_RE = re.compile(r'^    name: "((?:[^"\\]|\\.)*)"$', re.M)
-_LABEL_BLOCK_RE = re.compile(
-    r'^    version_labels \{\n      key: "((?:[^"\\]|\\.)*)"\n      value: (\d+)\n    \}$', re.M
-)
 
 
 def config_labels(text):
     """{model: {label: version}} from a models.config this role rendered; {} for anything else."""
-    if not isinstance(text, str) or not text.startswith("# Managed by Ansible (role tfserving)"):
+    if not isinstance(text, str) or not text.startswith(models_config.HEADER_MARK):
         return {}
-    out = {}
-    for block in _CONFIG_BLOCK_RE.finditer(text):
-        body = block.group(1)
-        name = _NAME_RE.search(body)
-        if not name:
-            continue
-        out[name.group(1)] = {m.group(1): int(m.group(2)) for m in _LABEL_BLOCK_RE.finditer(body)}
-    return out
+    try:
+        return models_config.labels_of(models_config.parse(text))
+    except models_config.ConfigError:
+        return {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1343,34 +1283,21 @@ def label_steps(plan_, current=None, running=None, allow_new=True):
     render and ``wait`` the versions to see AVAILABLE before the second step.
     """
     out = []
-    current = current or {}
     running = set(running or [])
     for inst in plan_ or []:
         if inst.get("state") != "present" or inst["name"] not in running:
             continue
-        old = config_labels(current.get(inst["name"]))
+        old = config_labels((current or {}).get(inst["name"]))
+        entries, wait = models_config.stage_labels(_entries(inst), old, allow_new=allow_new)
+        if entries is None:
+            continue
         staged = copy.deepcopy(inst)
-        wait = []
-        moved = False
+        by_name = {entry.name: entry for entry in entries}
         for model in staged["models"]:
-            before = old.get(model["name"], {})
-            for label, version in sorted(model["labels"].items()):
-                if label in before and before[label] != version:
-                    moved = True
-                    model["labels"][label] = before[label]
-                    wait.append({"name": model["name"], "version": version})
-                    if model["policy"] == "specific":
-                        model["versions"] = sorted(set(model["versions"]) | {before[label], version})
-                elif label not in before and not allow_new:
-                    moved = True
-                    del model["labels"][label]
-                    wait.append({"name": model["name"], "version": version})
-        if moved:
-            unique = []
-            for entry in wait:
-                if entry not in unique:
-                    unique.append(entry)
-            out.append({"name": inst["name"], "instance": staged, "wait": unique})
+            model["labels"] = by_name[model["name"]].version_labels
+            if model["policy"] == "specific":
+                model["versions"] = by_name[model["name"]].versions
+        out.append({"name": inst["name"], "instance": staged, "wait": wait})
     return out
 
 
