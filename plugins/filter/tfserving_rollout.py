@@ -31,6 +31,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
 
 TEMP_PREFIX = ".tfserving-tmp-"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -47,116 +48,26 @@ CHECK_KEYS = {
 # ---------------------------------------------------------------------------------------------
 # models.config parsing (protobuf text format, the subset ModelServerConfig uses)
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<comment>\#[^\n]*)
-      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<number>-?\d+(?:\.\d+)?)
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-      | (?P<punct>[{}<>:;,\[\]])
-    )""",
-    re.VERBOSE,
-)
-
-
-def _tokens(text):
-    pos = 0
-    text = text or ""
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            return
-        match = _TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            raise AnsibleFilterError(f"models.config: cannot parse near {text[pos:pos + 40]!r}")
-        pos = match.end()
-        kind = match.lastgroup
-        if kind == "comment":
-            continue
-        value = match.group(kind)
-        if kind == "string":
-            value = bytes(value[1:-1], "utf-8").decode("unicode_escape")
-        elif kind == "number":
-            value = float(value) if "." in value else int(value)
-        yield kind, value
-
-
-def _parse_fields(tokens, closing=None):
-    """[(field, value)] where value is a scalar or a nested list of fields."""
-    fields = []
-    for kind, value in tokens:
-        if kind == "punct" and value in ";,":
-            continue
-        if kind == "punct" and value == closing:
-            return fields
-        if kind != "ident":
-            raise AnsibleFilterError(f"models.config: expected a field name, found {value!r}")
-        name = value
-        kind, value = next(tokens, (None, None))
-        if kind == "punct" and value == ":":
-            kind, value = next(tokens, (None, None))
-        if kind == "punct" and value in "{<":
-            fields.append((name, _parse_fields(tokens, "}" if value == "{" else ">")))
-        elif kind == "punct" and value == "[":
-            items = []
-            for kind, value in tokens:
-                if kind == "punct" and value == "]":
-                    break
-                if kind == "punct" and value == ",":
-                    continue
-                items.append(value)
-            fields += [(name, item) for item in items]
-        elif kind in ("string", "number", "ident"):
-            fields.append((name, value))
-        else:
-            raise AnsibleFilterError(f"models.config: field {name} has no value")
-    if closing is not None:
-        raise AnsibleFilterError("models.config: unbalanced braces")
-    return fields
-
-
-def _get(fields, name, default=None):
-    for key, value in fields:
-        if key == name:
-            return value
-    return default
-
-
-def _all(fields, name):
-    return [value for key, value in fields if key == name]
-
-
 def parse_models_config(text):
     """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
     if not text or not str(text).strip():
         return {}
-    top = _parse_fields(_tokens(str(text)))
-    out = {}
-    for model_list in _all(top, "model_config_list"):
-        for config in _all(model_list, "config"):
-            name = _get(config, "name")
-            policy_fields = _get(config, "model_version_policy") or []
-            policy, versions, num = "latest", [], 1
-            if _get(policy_fields, "specific") is not None:
-                policy = "specific"
-                versions = sorted(int(v) for v in _all(_get(policy_fields, "specific"), "versions"))
-                num = None
-            elif _get(policy_fields, "all") is not None:
-                policy, num = "all", None
-            elif _get(policy_fields, "latest") is not None:
-                num = int(_get(_get(policy_fields, "latest"), "num_versions", 1) or 1)
-            labels = {}
-            for entry in _all(config, "version_labels"):
-                labels[str(_get(entry, "key"))] = int(_get(entry, "value"))
-            out[name] = {
-                "name": name,
-                "base_path": _get(config, "base_path"),
-                "platform": _get(config, "model_platform"),
-                "policy": policy,
-                "versions": versions,
-                "num_versions": num,
-                "labels": dict(sorted(labels.items())),
-            }
-    return out
+    try:
+        entries = models_config.parse(str(text))
+    except models_config.ConfigError as err:
+        raise AnsibleFilterError(str(err)) from None
+    return {
+        entry.name: {
+            "name": entry.name,
+            "base_path": entry.base_path,
+            "platform": entry.model_platform,
+            "policy": entry.policy,
+            "versions": entry.versions,
+            "num_versions": entry.num_versions,
+            "labels": dict(sorted(entry.version_labels.items())),
+        }
+        for entry in entries
+    }
 
 
 # ---------------------------------------------------------------------------------------------

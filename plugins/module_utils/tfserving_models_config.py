@@ -215,7 +215,8 @@ class _Parser:
             if kind != "ident":
                 raise ConfigError(f"expected a field name of {type_name}, found {value!r}", line)
             if value not in fields:
-                raise ConfigError(f"{type_name} has no field {value!r} (known: {', '.join(fields)})", line)
+                raise ConfigError(f'Message type "tensorflow.serving.{type_name}" has no field named "{value}" '
+                                  f"(known: {', '.join(fields)})", line)
             self.field(out, type_name, value, fields[value], line)
             if self.peek()[0] == "punct" and self.peek()[1] in ",;":
                 self.take()
@@ -223,8 +224,8 @@ class _Parser:
     def field(self, out, type_name, name, spec, line):
         kind, sub, repeated = spec
         if name == "custom_model_config":
-            raise ConfigError("custom_model_config: TF Serving serves and reloads only a model_config_list; "
-                              "write the models as model_config_list { config { ... } }", line)
+            raise ConfigError("the text holds a custom_model_config; TF Serving serves and reloads only a "
+                              "model_config_list: write the models as model_config_list { config { ... } }", line)
         if kind == "enum" or (kind == "msg" and sub is None):
             raise ConfigError(f"{type_name}.{name} is not supported by this collection; "
                               "remove it (TF Serving's default applies)", line)
@@ -322,6 +323,8 @@ def validate(entries):
             problems.append(f"model {name} has model_platform \"{entry.model_platform}\"; TF Serving knows "
                             "only \"tensorflow\"")
         versions = entry.versions
+        if (entry.model_version_policy.get("latest") or {}).get("num_versions", 0) < 0:
+            problems.append(f"model {name}: num_versions must be >= 0")
         if entry.policy == "specific":
             if not versions:
                 problems.append(f"model {name} has a specific version policy without versions")
