@@ -22,16 +22,20 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    LABEL_RE,
+    NAME_RE,
+    TEMP_PREFIX,
+    check_address,
+    listing_versions,
+    present_instances,
+)
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import ModelEntry, policy_of
 
-# Names end up as container names, directory names and URL path segments.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 GPU_UUID_RE = re.compile(r"^(GPU|MIG)-[0-9A-Za-z-]+$")
 VERSION_DIR_RE = re.compile(r"^[0-9]+$")
-TEMP_PREFIX = ".tfserving-tmp-"
 
 # Docker's image reference grammar (github.com/distribution/reference, regexp.go): a lowercase path of
 # components, optionally after a registry host[:port], then an optional tag and an optional digest.
@@ -271,9 +275,8 @@ def _served(policy, model, known):
 
 def _listing_versions(listing):
     """{version number: directory name} of a tfserving_model_versions result, or None."""
-    if not listing or not listing.get("exists"):
-        return None
-    return {int(v["version"]): v["name"] for v in listing.get("versions") or []}
+    versions = listing_versions(listing)
+    return None if versions is None else {number: v["name"] for number, v in versions.items()}
 
 
 def image_ref_problem(ref):
@@ -351,11 +354,7 @@ def model_refs(instances, settings=None):
     """
     cfg = _settings(settings)
     out = []
-    if not isinstance(instances, list):
-        return out
-    for inst in instances:
-        if not isinstance(inst, dict) or inst.get("state", "present") != "present":
-            continue
+    for inst in present_instances(instances):
         iname = inst.get("name")
         if not isinstance(iname, str) or not NAME_RE.match(iname):
             continue
@@ -1101,10 +1100,7 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
         monitoring = inst.get("monitoring") or {}
         monitoring_on = bool(monitoring.get("enabled", bool(monitoring)))
         bind = str(inst.get("bind_address", cfg["bind_address"]))
-        address = ipaddress.ip_address(bind)
-        check = bind
-        if address.is_unspecified:
-            check = "::1" if address.version == 6 else "127.0.0.1"
+        check = check_address(bind)
         rest_port = _port(inst.get("rest_port", 8501))
         item.update(
             {

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import base64
 import copy
-import ipaddress
-import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    LABEL_RE,
+    NAME_RE,
+    TEMP_PREFIX,
+    as_int,
+    check_address,
+    listing_versions,
+)
 
-TEMP_PREFIX = ".tfserving-tmp-"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 ENTRY_KEYS = {
     "model", "version", "instance", "source", "labels", "keep_previous", "versions", "check", "on_host_only",
     "first_predict_budget_ms",
@@ -74,16 +77,6 @@ def parse_models_config(text):
 # validation of the rollout description
 
 
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def validate(rollouts):
     """Problems of a rollout description, each naming the entry; [] when it can be rolled out."""
     problems = []
@@ -101,7 +94,7 @@ def validate(rollouts):
             problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
         if not isinstance(entry.get("model"), str) or not NAME_RE.match(entry.get("model") or ""):
             problems.append(f"{where}: model must be a model name")
-        version = _int(entry.get("version"))
+        version = as_int(entry.get("version"))
         if version is None or version <= 0:
             problems.append(f"{where}: version must be a positive integer, found {entry.get('version')!r}")
         key = (entry.get("instance"), entry.get("model"))
@@ -116,13 +109,13 @@ def validate(rollouts):
         ):
             problems.append(f"{where}: labels must be a list of label names or 'all', found {labels!r}")
         keep = entry.get("keep_previous")
-        if keep is not None and keep != "all" and (_int(keep) is None or _int(keep) < 0):
+        if keep is not None and keep != "all" and (as_int(keep) is None or as_int(keep) < 0):
             problems.append(f"{where}: keep_previous must be a number >= 0 or 'all', found {keep!r}")
         versions = entry.get("versions")
         if versions is not None:
-            if not isinstance(versions, list) or any(_int(v) is None or _int(v) <= 0 for v in versions):
+            if not isinstance(versions, list) or any(as_int(v) is None or as_int(v) <= 0 for v in versions):
                 problems.append(f"{where}: versions must be a list of positive integers, found {versions!r}")
-            elif version is not None and version not in [_int(v) for v in versions]:
+            elif version is not None and version not in [as_int(v) for v in versions]:
                 problems.append(f"{where}: versions {versions} must include the version rolled out ({version})")
         check = entry.get("check")
         if check is not None:
@@ -153,13 +146,6 @@ def validate(rollouts):
 # targets on one host
 
 
-def _check_address(bind):
-    address = ipaddress.ip_address(str(bind))
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)
-
-
 def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root="/etc/tfserving",
             bind_address="0.0.0.0"):
     """[{key, instance, model, version, ...}]: the instance/model pairs of this host each entry touches.
@@ -184,8 +170,8 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
             found = True
             source = entry.get("source") or (None if entry.get("on_host_only") else model.get("source"))
             host_dir = "{}/{}/{}".format(model_root.rstrip("/"), inst["name"], entry["model"])
-            check = _check_address(inst.get("bind_address", bind_address))
-            rest_port = _int(inst.get("rest_port", 8501))
+            check = check_address(inst.get("bind_address", bind_address))
+            rest_port = as_int(inst.get("rest_port", 8501))
             # The entry's budget, else the model's in the inventory. Rollbacks (on_host_only) without a
             # check time nothing: the version they return to may be loaded already.
             budget = entry.get("first_predict_budget_ms", model.get("first_predict_budget_ms"))
@@ -202,7 +188,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "key": "{}/{}".format(inst["name"], entry["model"]),
                     "instance": inst["name"],
                     "model": entry["model"],
-                    "version": _int(entry["version"]),
+                    "version": as_int(entry["version"]),
                     "inventory_model": copy.deepcopy(model),
                     "source": source,
                     "on_host_only": bool(entry.get("on_host_only")),
@@ -213,7 +199,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
                     "labels": "all" if entry.get("labels") == "all" else list(entry.get("labels") or []),
                     "keep_previous": entry.get("keep_previous"),
-                    "versions": None if entry.get("versions") is None else sorted(_int(v) for v in entry["versions"]),
+                    "versions": None if entry.get("versions") is None else sorted(as_int(v) for v in entry["versions"]),
                     "check": entry.get("check"),
                     "first_predict_budget_ms": budget,
                 }
@@ -228,12 +214,6 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
 
 # ---------------------------------------------------------------------------------------------
 # the plan of one host
-
-
-def _listing_versions(listing):
-    if not listing or not listing.get("exists"):
-        return {}
-    return {int(v["version"]): v for v in listing.get("versions") or []}
 
 
 def _available(statuses, model):
@@ -278,8 +258,8 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                 "publishes versions into the model repository on the host, so it needs a model with source or "
                 "host-managed versions")
             continue
-        on_host = _listing_versions(host_listings.get(target["key"]))
-        in_source = _listing_versions(source_listings.get(target["key"]))
+        on_host = listing_versions(host_listings.get(target["key"])) or {}
+        in_source = listing_versions(source_listings.get(target["key"])) or {}
         available = _available(statuses.get(target["instance"]), target["model"])
         if current["policy"] == "specific":
             served = sorted(current["versions"])
