@@ -12,7 +12,7 @@ import copy
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving as role_filters
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_config, tfserving_plan, tfserving_tasks
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout as flt
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
@@ -42,14 +42,14 @@ def inventory(source="/srv/exports/hp2", **model):
 def rendered(instances, host_versions):
     """models.config per instance, as role tfserving renders it for this inventory."""
     listings = {}
-    for ref in role_filters.model_refs(instances):
+    for ref in tfserving_tasks.model_refs(instances):
         listings[ref["key"]] = {
             "host": {"exists": True, "kind": "directory", "other": [],
                      "versions": [{"name": f"{v:08d}", "version": v, "saved_model": "saved_model.pb"}
                                   for v in host_versions.get(ref["key"], [123, 124])]}}
-    plan = role_filters.plan([{**i, "models": [{k: v for k, v in m.items() if k != "source"} for m in i["models"]]}
+    plan = tfserving_plan.plan([{**i, "models": [{k: v for k, v in m.items() if k != "source"} for m in i["models"]]}
                               for i in instances], {"host": "h"}, listings)
-    return {inst["name"]: role_filters.render_models_config(inst) for inst in plan}
+    return {inst["name"]: tfserving_config.render_models_config(inst) for inst in plan}
 
 
 def version_dir(root, number, saved_model=True):
