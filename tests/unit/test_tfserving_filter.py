@@ -1,4 +1,5 @@
-"""plugins/filter/tfserving.py: validation (one test per rejection), the plan, and the rendered files.
+"""plugins/filter/tfserving_{validate,plan,config,tasks,images}.py: validation (one test per rejection), the
+plan, and the rendered files.
 
 Every rendered models.config is parsed with TF Serving's own ModelServerConfig schema
 (tensorflow_serving.config.model_server_config_pb2 from tensorflow-serving-api).
