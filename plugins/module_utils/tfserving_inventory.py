@@ -162,7 +162,6 @@ SETTINGS_DEFAULTS = {
 }
 
 
-
 def as_int(value):
     """An int from an int or a string of digits (INI inventories give strings); None otherwise, and for bools."""
     if isinstance(value, bool):
