@@ -225,7 +225,7 @@ class _Parser:
         kind, sub, repeated = spec
         if name == "custom_model_config":
             raise ConfigError("the text holds a custom_model_config; TF Serving serves and reloads only a "
-                              "model_config_list: write the models as model_config_list { config { ... } }", line)
+                              "model_config_list: write the models as model_config_list { config { ... } }", line=line)
         if kind == "enum" or (kind == "msg" and sub is None):
             raise ConfigError(f"{type_name}.{name} is not supported by this collection; "
                               "remove it (TF Serving's default applies)", line)
