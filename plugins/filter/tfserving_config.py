@@ -99,9 +99,11 @@ def label_steps(plan_, current=None, running=None, allow_new=True):
         staged = copy.deepcopy(inst)
         by_name = {entry.name: entry for entry in entries}
         for model in staged["models"]:
-            model["labels"] = by_name[model["name"]].version_labels
-            if model["policy"] == "specific":
-                model["versions"] = by_name[model["name"]].versions
+            entry = by_name[model["name"]]
+            held = any(model["labels"].get(k) != v for k, v in entry.version_labels.items())
+            model["labels"] = entry.version_labels
+            if model["policy"] == "specific" and held:  # a label held back keeps its version served
+                model["versions"] = entry.versions
         out.append({"name": inst["name"], "instance": staged, "wait": wait})
     return out
 
