@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import present_instances
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 
@@ -44,12 +45,7 @@ def _instances(host_vars, defaults):
             if inst.get("state") == "present" and (inst.get("monitoring") or {}).get("enabled"):
                 out.append((inst["name"], inst["rest_port"], inst["bind_address"], inst["monitoring"]["path"]))
         return out
-    instances = host_vars.get("tfserving_instances") or []
-    if not isinstance(instances, list):
-        return out
-    for inst in instances:
-        if not isinstance(inst, dict) or inst.get("state", "present") != "present":
-            continue
+    for inst in present_instances(host_vars.get("tfserving_instances")):
         monitoring = inst.get("monitoring")
         if not _enabled(monitoring):
             continue

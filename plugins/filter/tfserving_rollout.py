@@ -14,7 +14,8 @@
   (labels moved, old versions retired by policy) and ``restore`` (labels back on the previous versions,
   used when a rollout fails after the labels moved), plus what to publish and what to record in the
   inventory.
-- ``tfserving_rollout_summary``: the per-host outcomes of a rollout as a text table and Markdown.
+- Texts for the log (a record, a failure, a restore) and the per-host outcomes with their summary
+  are in tfserving_rollout_report.py.
 
 Version policy of the steps: ``serve`` always uses ``specific`` (the versions served now plus the new
 one, so nothing unloads while the new version is checked). ``promote`` keeps ``latest``/``all``
@@ -27,14 +28,18 @@ from __future__ import annotations
 
 import base64
 import copy
-import ipaddress
-import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    LABEL_RE,
+    NAME_RE,
+    TEMP_PREFIX,
+    as_int,
+    check_address,
+    listing_versions,
+)
 
-TEMP_PREFIX = ".tfserving-tmp-"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 ENTRY_KEYS = {
     "model", "version", "instance", "source", "labels", "keep_previous", "versions", "check", "on_host_only",
     "first_predict_budget_ms",
@@ -47,130 +52,30 @@ CHECK_KEYS = {
 # ---------------------------------------------------------------------------------------------
 # models.config parsing (protobuf text format, the subset ModelServerConfig uses)
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<comment>\#[^\n]*)
-      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<number>-?\d+(?:\.\d+)?)
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-      | (?P<punct>[{}<>:;,\[\]])
-    )""",
-    re.VERBOSE,
-)
-
-
-def _tokens(text):
-    pos = 0
-    text = text or ""
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            return
-        match = _TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            raise AnsibleFilterError(f"models.config: cannot parse near {text[pos:pos + 40]!r}")
-        pos = match.end()
-        kind = match.lastgroup
-        if kind == "comment":
-            continue
-        value = match.group(kind)
-        if kind == "string":
-            value = bytes(value[1:-1], "utf-8").decode("unicode_escape")
-        elif kind == "number":
-            value = float(value) if "." in value else int(value)
-        yield kind, value
-
-
-def _parse_fields(tokens, closing=None):
-    """[(field, value)] where value is a scalar or a nested list of fields."""
-    fields = []
-    for kind, value in tokens:
-        if kind == "punct" and value in ";,":
-            continue
-        if kind == "punct" and value == closing:
-            return fields
-        if kind != "ident":
-            raise AnsibleFilterError(f"models.config: expected a field name, found {value!r}")
-        name = value
-        kind, value = next(tokens, (None, None))
-        if kind == "punct" and value == ":":
-            kind, value = next(tokens, (None, None))
-        if kind == "punct" and value in "{<":
-            fields.append((name, _parse_fields(tokens, "}" if value == "{" else ">")))
-        elif kind == "punct" and value == "[":
-            items = []
-            for kind, value in tokens:
-                if kind == "punct" and value == "]":
-                    break
-                if kind == "punct" and value == ",":
-                    continue
-                items.append(value)
-            fields += [(name, item) for item in items]
-        elif kind in ("string", "number", "ident"):
-            fields.append((name, value))
-        else:
-            raise AnsibleFilterError(f"models.config: field {name} has no value")
-    if closing is not None:
-        raise AnsibleFilterError("models.config: unbalanced braces")
-    return fields
-
-
-def _get(fields, name, default=None):
-    for key, value in fields:
-        if key == name:
-            return value
-    return default
-
-
-def _all(fields, name):
-    return [value for key, value in fields if key == name]
-
-
 def parse_models_config(text):
     """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
     if not text or not str(text).strip():
         return {}
-    top = _parse_fields(_tokens(str(text)))
-    out = {}
-    for model_list in _all(top, "model_config_list"):
-        for config in _all(model_list, "config"):
-            name = _get(config, "name")
-            policy_fields = _get(config, "model_version_policy") or []
-            policy, versions, num = "latest", [], 1
-            if _get(policy_fields, "specific") is not None:
-                policy = "specific"
-                versions = sorted(int(v) for v in _all(_get(policy_fields, "specific"), "versions"))
-                num = None
-            elif _get(policy_fields, "all") is not None:
-                policy, num = "all", None
-            elif _get(policy_fields, "latest") is not None:
-                num = int(_get(_get(policy_fields, "latest"), "num_versions", 1) or 1)
-            labels = {}
-            for entry in _all(config, "version_labels"):
-                labels[str(_get(entry, "key"))] = int(_get(entry, "value"))
-            out[name] = {
-                "name": name,
-                "base_path": _get(config, "base_path"),
-                "platform": _get(config, "model_platform"),
-                "policy": policy,
-                "versions": versions,
-                "num_versions": num,
-                "labels": dict(sorted(labels.items())),
-            }
-    return out
+    try:
+        entries = models_config.parse(str(text))
+    except models_config.ConfigError as err:
+        raise AnsibleFilterError(str(err)) from None
+    return {
+        entry.name: {
+            "name": entry.name,
+            "base_path": entry.base_path,
+            "platform": entry.model_platform,
+            "policy": entry.policy,
+            "versions": entry.versions,
+            "num_versions": entry.num_versions,
+            "labels": dict(sorted(entry.version_labels.items())),
+        }
+        for entry in entries
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # validation of the rollout description
-
-
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def validate(rollouts):
@@ -190,7 +95,7 @@ def validate(rollouts):
             problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
         if not isinstance(entry.get("model"), str) or not NAME_RE.match(entry.get("model") or ""):
             problems.append(f"{where}: model must be a model name")
-        version = _int(entry.get("version"))
+        version = as_int(entry.get("version"))
         if version is None or version <= 0:
             problems.append(f"{where}: version must be a positive integer, found {entry.get('version')!r}")
         key = (entry.get("instance"), entry.get("model"))
@@ -205,13 +110,13 @@ def validate(rollouts):
         ):
             problems.append(f"{where}: labels must be a list of label names or 'all', found {labels!r}")
         keep = entry.get("keep_previous")
-        if keep is not None and keep != "all" and (_int(keep) is None or _int(keep) < 0):
+        if keep is not None and keep != "all" and (as_int(keep) is None or as_int(keep) < 0):
             problems.append(f"{where}: keep_previous must be a number >= 0 or 'all', found {keep!r}")
         versions = entry.get("versions")
         if versions is not None:
-            if not isinstance(versions, list) or any(_int(v) is None or _int(v) <= 0 for v in versions):
+            if not isinstance(versions, list) or any(as_int(v) is None or as_int(v) <= 0 for v in versions):
                 problems.append(f"{where}: versions must be a list of positive integers, found {versions!r}")
-            elif version is not None and version not in [_int(v) for v in versions]:
+            elif version is not None and version not in [as_int(v) for v in versions]:
                 problems.append(f"{where}: versions {versions} must include the version rolled out ({version})")
         check = entry.get("check")
         if check is not None:
@@ -242,13 +147,6 @@ def validate(rollouts):
 # targets on one host
 
 
-def _check_address(bind):
-    address = ipaddress.ip_address(str(bind))
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)
-
-
 def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root="/etc/tfserving",
             bind_address="0.0.0.0"):
     """[{key, instance, model, version, ...}]: the instance/model pairs of this host each entry touches.
@@ -273,8 +171,8 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
             found = True
             source = entry.get("source") or (None if entry.get("on_host_only") else model.get("source"))
             host_dir = "{}/{}/{}".format(model_root.rstrip("/"), inst["name"], entry["model"])
-            check = _check_address(inst.get("bind_address", bind_address))
-            rest_port = _int(inst.get("rest_port", 8501))
+            check = check_address(inst.get("bind_address", bind_address))
+            rest_port = as_int(inst.get("rest_port", 8501))
             # The entry's budget, else the model's in the inventory. Rollbacks (on_host_only) without a
             # check time nothing: the version they return to may be loaded already.
             budget = entry.get("first_predict_budget_ms", model.get("first_predict_budget_ms"))
@@ -291,7 +189,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "key": "{}/{}".format(inst["name"], entry["model"]),
                     "instance": inst["name"],
                     "model": entry["model"],
-                    "version": _int(entry["version"]),
+                    "version": as_int(entry["version"]),
                     "inventory_model": copy.deepcopy(model),
                     "source": source,
                     "on_host_only": bool(entry.get("on_host_only")),
@@ -302,7 +200,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
                     "labels": "all" if entry.get("labels") == "all" else list(entry.get("labels") or []),
                     "keep_previous": entry.get("keep_previous"),
-                    "versions": None if entry.get("versions") is None else sorted(_int(v) for v in entry["versions"]),
+                    "versions": None if entry.get("versions") is None else sorted(as_int(v) for v in entry["versions"]),
                     "check": entry.get("check"),
                     "first_predict_budget_ms": budget,
                 }
@@ -317,12 +215,6 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
 
 # ---------------------------------------------------------------------------------------------
 # the plan of one host
-
-
-def _listing_versions(listing):
-    if not listing or not listing.get("exists"):
-        return {}
-    return {int(v["version"]): v for v in listing.get("versions") or []}
 
 
 def _available(statuses, model):
@@ -367,8 +259,8 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                 "publishes versions into the model repository on the host, so it needs a model with source or "
                 "host-managed versions")
             continue
-        on_host = _listing_versions(host_listings.get(target["key"]))
-        in_source = _listing_versions(source_listings.get(target["key"]))
+        on_host = listing_versions(host_listings.get(target["key"])) or {}
+        in_source = listing_versions(source_listings.get(target["key"])) or {}
         available = _available(statuses.get(target["instance"]), target["model"])
         if current["policy"] == "specific":
             served = sorted(current["versions"])
@@ -559,20 +451,6 @@ def snapshot(targets_, slurp_results):
     return {t["instance"]: by_path.get(t["config_path"]) for t in targets_ or []}
 
 
-def describe(record):
-    """One line for a record: instance/model: policy, versions, labels."""
-    policy = record.get("version_policy")
-    text = "{}/{}: {}".format(record["instance"], record["model"], policy)
-    if policy == "specific":
-        text += " [{}]".format(", ".join(str(v) for v in record.get("versions") or []))
-    elif policy == "latest":
-        text += " {}".format(record.get("num_versions") or 1)
-    labels = record.get("labels") or {}
-    if labels:
-        text += ", labels " + ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
-    return text
-
-
 def proofs(targets_):
     """[(target, label or None)]: after a restore, predict through every label that moved back and
     once without a label (the newest version the server serves)."""
@@ -581,44 +459,6 @@ def proofs(targets_):
         out.append((target, None))
         out += [(target, label) for label in target["labels"] if label in target["previous"]["labels"]]
     return out
-
-
-def expectation_text(expectations):
-    """Short texts of tfserving_model_status expectations: 'm v124', 'm label stable -> 124', 'm (all)'."""
-    out = []
-    for exp in expectations or []:
-        if exp.get("label"):
-            out.append("{} label {} -> {}".format(exp["name"], exp["label"], exp.get("version")))
-        elif exp.get("version") is not None:
-            out.append("{} v{}".format(exp["name"], exp["version"]))
-        else:
-            out.append("{} (every loaded version)".format(exp["name"]))
-    return out
-
-
-def failure_text(result, limit=600):
-    """The message of a failed task result; for a loop, the message of each failed item."""
-    if not isinstance(result, dict):
-        return str(result)[:limit]
-    parts = []
-    for item in result.get("results") or []:
-        if isinstance(item, dict) and item.get("failed"):
-            label = item.get("_ansible_item_label", item.get("item"))
-            parts.append("{}: {}".format(label, " ".join(str(item.get("msg", "failed")).split())))
-    text = "; ".join(parts) if parts else " ".join(str(result.get("msg", result)).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def restored_text(plan_, reason, proofs_answered=0):
-    """One paragraph: why, what is AVAILABLE again, what answered, what was removed."""
-    expectations = [e for t in plan_.get("targets") or [] for e in t["previous_expectations"]]
-    removed = [p["final"] for p in plan_.get("publish") or []]
-    text = "{} Restored: {} AVAILABLE again".format(
-        " ".join(str(reason).split()), ", ".join(expectation_text(expectations)) or "nothing to restore")
-    if proofs_answered:
-        text += f", {proofs_answered} prediction(s) answered"
-    text += "; new version directories removed: {}.".format(", ".join(removed) if removed else "none")
-    return text
 
 
 def listing_kind(listing):
@@ -653,79 +493,6 @@ def _apply(instances, overrides, added=None):
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# summary
-
-RESULTS = {
-    "deployed": "deployed",
-    "rolled_back": "ROLLED BACK",
-    "rollback_failed": "ROLLBACK FAILED",
-    "refused": "REFUSED (nothing changed)",
-    "nothing_to_do": "nothing to do",
-    "untouched": "untouched (not reached)",
-    "interrupted": "INTERRUPTED",
-}
-
-
-FAILED_RESULTS = ("rolled_back", "rollback_failed", "refused", "interrupted")
-
-
-def outcomes(hosts, hostvars_map, fact="tfserving_rollout_outcome"):
-    """[{host, result, ...}] for every host of the play: its outcome fact, or untouched."""
-    out = []
-    for host in hosts or []:
-        hv = hostvars_map[host] if host in hostvars_map else {}
-        outcome = hv.get(fact) if hasattr(hv, "get") else None
-        if isinstance(outcome, dict) and outcome.get("result"):
-            out.append({"host": host, **outcome})
-        else:
-            out.append({"host": host, "result": "untouched", "detail": "the rollout stopped before this host"})
-    return out
-
-
-def summary(outcomes_):
-    """The outcomes as lines of text: one line per host, then the details of the failures."""
-    width = max([len(o["host"]) for o in outcomes_] + [4])
-    lines = []
-    for o in outcomes_:
-        lines.append("{}  {}{}".format(
-            o["host"].ljust(width), RESULTS.get(o["result"], o["result"]),
-            f": {o['detail']}" if o.get("detail") else ""))
-    return lines
-
-
-def verdict(outcomes_, action="rollout"):
-    """One line saying how the rollout ended."""
-    results = {o["result"] for o in outcomes_}
-    what = action.upper()
-    if results & {"rollback_failed", "interrupted"}:
-        return f"{what} STOPPED: a host could not be restored or did not finish; check it first (status.yml)"
-    if "rolled_back" in results:
-        return f"{what} STOPPED: a batch failed and was restored; hosts not reached are untouched"
-    if "refused" in results:
-        return f"{what} STOPPED: refused before any change on the hosts marked REFUSED; hosts not reached are untouched"
-    if "untouched" in results:
-        return f"{what} IN PROGRESS"
-    return f"{what} COMPLETE: every host " + ("deployed" if "deployed" in results else "had nothing to do")
-
-
-def markdown(outcomes_, verdict_):
-    """The summary as a Markdown document: the verdict, one row per host, the inventory records."""
-    lines = [f"# {verdict_}", "", "| Host | Result | Detail |", "|---|---|---|"]
-    for o in outcomes_:
-        detail = str(o.get("detail") or "").replace("|", "\\|").replace("\n", " ")
-        lines.append("| {} | {} | {} |".format(o["host"], RESULTS.get(o["result"], o["result"]), detail))
-    records = [(o["host"], r) for o in outcomes_ for r in o.get("record") or []]
-    if records:
-        lines += ["", "## Record in the inventory", ""]
-        lines += [f"- {host}: {describe(r)}" for host, r in records]
-    return "\n".join(lines) + "\n"
-
-
-def failed(outcomes_):
-    return [o for o in outcomes_ if o["result"] in FAILED_RESULTS]
-
-
 class FilterModule:
     """tfserving rollout filters."""
 
@@ -737,14 +504,5 @@ class FilterModule:
             "tfserving_rollout_previous_checks": previous_checks,
             "tfserving_rollout_plan": plan,
             "tfserving_rollout_snapshot": snapshot,
-            "tfserving_rollout_describe": describe,
             "tfserving_rollout_proofs": proofs,
-            "tfserving_rollout_failure_text": failure_text,
-            "tfserving_rollout_restored_text": restored_text,
-            "tfserving_rollout_expectation_text": expectation_text,
-            "tfserving_rollout_outcomes": outcomes,
-            "tfserving_rollout_summary": summary,
-            "tfserving_rollout_failed": failed,
-            "tfserving_rollout_verdict": verdict,
-            "tfserving_rollout_markdown": markdown,
         }

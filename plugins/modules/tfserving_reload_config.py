@@ -183,8 +183,6 @@ observed:
   sample: {half_plus_two: {serving: [123], labels: {stable: 123}}}
 """
 
-import copy
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     GRPC_CONNECTION_SPEC,
@@ -200,6 +198,14 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc imp
     HAS_PROTOBUF,
     PROTOBUF_IMPORT_ERROR,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import (
+    ConfigError,
+    ModelEntry,
+    parse,
+    policy_of,
+    stage_labels,
+    validate,
+)
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import (
     OK,
     Expectation,
@@ -208,14 +214,11 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status i
 )
 
 SERVING_STATES = ("START", "LOADING", "AVAILABLE")
-PLATFORMS = ("tensorflow",)
 
 
 # -- the wanted config --------------------------------------------------------------------------------
-def build_config(params, msgs, parse_config_text):
-    """The wanted ModelServerConfig; raise ValueError with what is wrong."""
-    config = msgs.ModelServerConfig()
-    entries = config.model_config_list.config
+def build_entries(params):
+    """The wanted models as ModelEntry, text first; raise ValueError with what is wrong."""
     text = params["config_text"]
     source = "config_text"
     if params["config_file"]:
@@ -225,48 +228,51 @@ def build_config(params, msgs, parse_config_text):
                 text = handle.read()
         except OSError as err:
             raise ValueError(f"config_file {params['config_file']} cannot be read: {err.strerror}") from None
+    entries = []
     if text is not None:
         try:
-            parsed = parse_config_text(text)
-        except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
-        if parsed.WhichOneof("config") == "custom_model_config":
-            raise ValueError(
-                f"{source} holds a custom_model_config; TF Serving reloads only a model_config_list. "
-                "Write the models as model_config_list { config { ... } }."
-            )
-        entries.extend(parsed.model_config_list.config)
+            entries = parse(text)
+        except ConfigError as err:
+            raise ValueError(f"{source}: not a valid ModelServerConfig in protobuf text format: {err}") from None
     for model in params["models"] or []:
-        entry = entries.add(name=model["name"], base_path=model["base_path"],
-                            model_platform=model["model_platform"])
-        policy = model["version_policy"]
-        if policy == "latest":
-            if model["num_versions"] is not None:
-                entry.model_version_policy.latest.num_versions = model["num_versions"]
-        elif policy == "all":
-            entry.model_version_policy.all.SetInParent()
-        else:
-            entry.model_version_policy.specific.versions.extend(model["versions"] or [])
+        labels = {}
         for label, version in sorted((model["version_labels"] or {}).items()):
             try:
                 if isinstance(version, bool):
                     raise ValueError(version)
-                entry.version_labels[str(label)] = int(str(version))
+                labels[str(label)] = int(str(version))
             except ValueError:
                 raise ValueError(f"label {label} of model {model['name']} must map to a version number, "
                                  f"got {version!r}") from None
+        policy = policy_of(model["version_policy"], model["num_versions"], model["versions"])
+        entries.append(ModelEntry(model["name"], model["base_path"], model["model_platform"], policy, labels))
+    return entries
+
+
+def to_message(entries, msgs):
+    """The ModelServerConfig protobuf message that gRPC sends."""
+    config = msgs.ModelServerConfig()
+    for entry in entries:
+        message = config.model_config_list.config.add(name=entry.name, base_path=entry.base_path,
+                                                      model_platform=entry.model_platform or "")
+        if entry.policy == "all":
+            message.model_version_policy.all.SetInParent()
+        elif entry.policy == "specific":
+            message.model_version_policy.specific.versions.extend(entry.versions)
+        elif entry.model_version_policy["latest"].get("num_versions") is not None:
+            message.model_version_policy.latest.num_versions = entry.model_version_policy["latest"]["num_versions"]
+        for label, version in entry.version_labels.items():
+            message.version_labels[label] = version
     return config
 
 
-def policy_of(entry):
-    """('latest', n) | ('all',) | ('specific', [versions]) for one ModelConfig."""
-    which = entry.model_version_policy.WhichOneof("policy_choice")
-    if which == "all":
+def wanted_policy(entry):
+    """('latest', n) | ('all',) | ('specific', [versions]) for one ModelEntry."""
+    if entry.policy == "all":
         return ("all",)
-    if which == "specific":
-        return ("specific", sorted(entry.model_version_policy.specific.versions))
-    num = entry.model_version_policy.latest.num_versions if which == "latest" else 0
-    return ("latest", max(1, num))  # TF Serving: 0 counts as 1
+    if entry.policy == "specific":
+        return ("specific", entry.versions)
+    return ("latest", entry.num_versions)
 
 
 def describe_policy(policy):
@@ -277,52 +283,18 @@ def describe_policy(policy):
     return "specific " + str(policy[1])
 
 
-def validate_config(config, structured):
+def problems_of(entries, structured):
     """What TF Serving would reject, and what it would accept but regret, before anything is sent."""
     problems = []
-    entries = config.model_config_list.config
     if not entries:
         problems.append("the wanted config lists no model; TF Serving would unload every model. List the "
                         "models to keep (an empty server is not a config this module sends)")
-    seen = set()
-    for entry in entries:
-        name = entry.name
-        if not name:
-            problems.append("a model has an empty name")
-        elif name in seen:
-            problems.append(f"Illegal to list model {name} multiple times in config list (TF Serving's rule)")
-        seen.add(name)
-        if not entry.base_path:
-            problems.append(f"model {name} has no base_path")
-        elif not entry.base_path.startswith("/") and "://" not in entry.base_path:
-            problems.append(f"Expected model {name} to have an absolute path or URI; got base_path()="
-                            f"{entry.base_path}")
-        if not entry.model_platform:
-            problems.append(f"model {name} has an empty model_platform; set it to \"tensorflow\"")
-        elif entry.model_platform not in PLATFORMS:
-            problems.append(f"model {name} has model_platform \"{entry.model_platform}\"; TF Serving knows "
-                            "only \"tensorflow\"")
-        policy = policy_of(entry)
-        if policy[0] == "specific":
-            if not policy[1]:
-                problems.append(f"model {name} has a specific version policy without versions")
-            if any(v < 0 for v in policy[1]):
-                problems.append(f"model {name} lists negative versions {policy[1]}")
-        for label, version in sorted(entry.version_labels.items()):
-            if version < 0:
-                problems.append(f"label {label} of model {name} points at negative version {version}")
-            elif policy[0] == "specific" and version not in policy[1]:
-                problems.append(
-                    f"label {label} of model {name} points at version {version}, which its specific policy "
-                    f"{policy[1]} does not load; TF Serving refuses labels on versions that are not available"
-                )
+    problems += validate(entries)
     for model in structured or []:
         if model["version_policy"] != "latest" and model["num_versions"] is not None:
             problems.append(f"model {model['name']}: num_versions goes with version_policy latest")
         if model["version_policy"] != "specific" and model["versions"]:
             problems.append(f"model {model['name']}: versions go with version_policy specific")
-        if model["num_versions"] is not None and model["num_versions"] < 0:
-            problems.append(f"model {model['name']}: num_versions must be >= 0")
     return problems
 
 
@@ -330,7 +302,7 @@ def validate_config(config, structured):
 def observe(client, config, absent):
     """Per model name: {'statuses': [...] or None when unknown, 'labels': {label: version or None}}."""
     observed = {}
-    wanted = {entry.name: entry for entry in config.model_config_list.config}
+    wanted = {entry.name: entry for entry in config}
     for name in list(wanted) + [n for n in absent if n not in wanted]:
         try:
             statuses = client.model_status(name)
@@ -358,10 +330,10 @@ def available(statuses):
 
 def differences(config, observed, absent):
     found = []
-    for entry in config.model_config_list.config:
+    for entry in config:
         seen = observed[entry.name]
         live = serving(seen["statuses"])
-        policy = policy_of(entry)
+        policy = wanted_policy(entry)
         if not live:
             listed = describe_versions(seen["statuses"]) if seen["statuses"] is not None else "unknown model"
             found.append({"model": entry.name, "change": "add",
@@ -377,7 +349,7 @@ def differences(config, observed, absent):
                 where = "nothing" if current is None else f"version {current}"
                 found.append({"model": entry.name, "change": "labels",
                               "detail": f"label {label} points at {where}, wants version {version}"})
-    wanted = {entry.name for entry in config.model_config_list.config}
+    wanted = {entry.name for entry in config}
     for name in absent:
         if name in wanted:
             continue
@@ -385,27 +357,6 @@ def differences(config, observed, absent):
         if live:
             found.append({"model": name, "change": "remove", "detail": f"serves {live}, wanted absent"})
     return found
-
-
-def staged_config(config, observed):
-    """The first of two reloads when a wanted label points at a version that is not AVAILABLE now:
-    such labels stay where they point today (when that version is AVAILABLE) or are left out.
-    Returns (config or None when one reload is enough, {model: {label: version}} to wait for)."""
-    staged = copy.deepcopy(config)
-    waits = {}
-    for entry in staged.model_config_list.config:
-        seen = observed.get(entry.name, {"statuses": None, "labels": {}})
-        ready = available(seen["statuses"])
-        for label, version in sorted(entry.version_labels.items()):
-            if version in ready:
-                continue
-            waits.setdefault(entry.name, {})[label] = version
-            current = seen["labels"].get(label)
-            if current is not None and current in ready:
-                entry.version_labels[label] = current
-            else:
-                del entry.version_labels[label]
-    return (staged if waits else None), waits
 
 
 def summary_before(observed):
@@ -426,14 +377,14 @@ def summary_before(observed):
 
 def summary_after(config, absent):
     lines = []
-    wanted = {entry.name: entry for entry in config.model_config_list.config}
+    wanted = {entry.name: entry for entry in config}
     for name in sorted(set(wanted) | set(absent)):
         entry = wanted.get(name)
         if entry is None:
             lines.append(f"{name}: not known to the server")
             continue
         lines.append(f"{name}:")
-        lines.append(f"  serving: {describe_policy(policy_of(entry))}")
+        lines.append(f"  serving: {describe_policy(wanted_policy(entry))}")
         if entry.version_labels:
             labels = ", ".join(f"{k}: {v}" for k, v in sorted(entry.version_labels.items()))
             lines.append(f"  labels: {{{labels}}}")
@@ -483,7 +434,6 @@ def main():
         GrpcClient,
         config_to_text,
         messages,
-        parse_config_text,
     )
 
     option_problems = [f"{key} must be > 0, got {p[key]}"
@@ -497,11 +447,11 @@ def main():
 
     msgs = messages()
     try:
-        config = build_config(p, msgs, parse_config_text)
+        config = build_entries(p)
     except ValueError as err:
         module.fail_json(msg=f"The wanted config cannot be built: {err}. Nothing was sent to the server.")
-    problems = validate_config(config, p["models"])
-    result = dict(changed=False, differences=[], reloads=0, config_text=config_to_text(config))
+    problems = problems_of(config, p["models"])
+    result = dict(changed=False, differences=[], reloads=0, config_text=config_to_text(to_message(config, msgs)))
     if problems:
         result["msg"] = (
             "The wanted config would be rejected or would harm the server: " + "; ".join(problems)
@@ -514,12 +464,13 @@ def main():
     client = GrpcClient(p["host"], p["grpc_port"], timeout=p["request_timeout"], tls=p["grpc_tls"],
                         ca_path=p["ca_path"], use_proxy=p["use_proxy"])
     try:
-        run(module, client, config, absent, backoff, result, config_to_text)
+        run(module, client, config, absent, backoff, result, lambda entries: to_message(entries, msgs),
+            config_to_text)
     finally:
         client.close()
 
 
-def run(module, client, config, absent, backoff, result, config_to_text):
+def run(module, client, config, absent, backoff, result, message_of, config_to_text):
     p = module.params
     try:
         observed = observe(client, config, absent)
@@ -540,9 +491,11 @@ def run(module, client, config, absent, backoff, result, config_to_text):
         result["msg"] = "The server already serves the wanted config; no reload sent."
         module.exit_json(**result)
 
-    staged, waits = staged_config(config, observed)
+    # Each label may only point at a version that is AVAILABLE when the reload arrives.
+    staged, waits = stage_labels(config, {name: seen["labels"] for name, seen in observed.items()},
+                                 ready={name: available(seen["statuses"]) for name, seen in observed.items()})
     if staged is not None:
-        result["staged_config_text"] = config_to_text(staged)
+        result["staged_config_text"] = config_to_text(message_of(staged))
     changes = "; ".join(f"{d['model']}: {d['detail']}" for d in diffs) or "none seen, forced"
     if module.check_mode:
         result["changed"] = True
@@ -550,14 +503,16 @@ def run(module, client, config, absent, backoff, result, config_to_text):
         module.exit_json(**result)
 
     if staged is not None:
-        send(module, client, staged, backoff, result, "the first of two reloads (labels not moved yet)")
-        expectations = [Expectation(name, version=version)
-                        for name, labels in sorted(waits.items()) for version in sorted(set(labels.values()))]
+        send(module, client, message_of(staged), staged, backoff, result,
+             "the first of two reloads (labels not moved yet)")
+        moving = {entry.name: entry.version_labels for entry in config}
+        expectations = [Expectation(w["name"], version=w["version"]) for w in waits]
         outcome, _unused = wait_for(client, expectations, backoff)
         if outcome != OK:
             pending = [e for e in expectations if e.outcome != OK]
-            moves = ", ".join(f"{label} of {name} -> {version}" for name, labels in sorted(waits.items())
-                              for label, version in sorted(labels.items()))
+            waited = {(w["name"], w["version"]) for w in waits}
+            moves = ", ".join(f"{label} of {name} -> {version}" for name, labels in sorted(moving.items())
+                              for label, version in sorted(labels.items()) if (name, version) in waited)
             result["msg"] = (
                 f"The first reload was applied, but the labels ({moves}) were not moved: "
                 + "; ".join(e.reason or "" for e in pending)
@@ -565,25 +520,25 @@ def run(module, client, config, absent, backoff, result, config_to_text):
                 "first config, with the labels where they were. Fix the version, then run again."
             )
             module.fail_json(**result)
-    send(module, client, config, backoff, result, "the reload")
+    send(module, client, message_of(config), config, backoff, result, "the reload")
     result["changed"] = True
     result["msg"] = f"Reloaded with {result['reloads']} request(s): {changes}"
     module.exit_json(**result)
 
 
-def send(module, client, config, backoff, result, what):
+def send(module, client, message, config, backoff, result, what):
     deadline = backoff.remaining()
     if deadline <= 0:
         result["msg"] = (f"No time left for {what} within timeout={module.params['timeout']}s; "
                          "raise timeout.")
         module.fail_json(**result)
     try:
-        client.reload_config(config, timeout=deadline)
+        client.reload_config(message, timeout=deadline)
     except TFServingError as err:
         result["changed"] = result["reloads"] > 0
         if err.code == "DEADLINE_EXCEEDED":
             added = {d["model"] for d in result["differences"] if d["change"] == "add"}
-            paths = ", ".join(sorted({e.base_path for e in config.model_config_list.config
+            paths = ", ".join(sorted({e.base_path for e in config
                                       if e.name in added or not added}))
             result["msg"] = (
                 f"The server did not finish {what} within {deadline:.1f}s. TF Serving answers only once "

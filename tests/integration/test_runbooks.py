@@ -28,9 +28,9 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.tfserving.fleet.plugins.filter.docker_engine import docker_engine_version_problem
 from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime import nvidia_runtime_plan
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import plan as tfserving_plan
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import render_models_config
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import validate as tfserving_validate
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_config import render_models_config
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_plan import plan as tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_validate import validate as tfserving_validate
 from conftest import ROOT
 from tfserving_double.testing import copy_model_version, run_double, start_double
 

@@ -30,7 +30,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 from ansible_collections.tfserving.fleet.plugins.filter import docker_engine as docker_filters
 from ansible_collections.tfserving.fleet.plugins.filter import nvidia_runtime as nvidia_filters
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving as tfserving_filters
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_inventory
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_status, tfserving_predict
 from tfserving_http_fake import FakeTFServing, ok, predictions_body, run_module, status_body
 
@@ -86,7 +87,7 @@ def rendered_containers(instances, gpu_mode="none", overrides=None):
     loader, variables = _role_variables(overrides)
     variables["_tfserving_gpu_mode"] = gpu_mode
     settings = Templar(loader=loader, variables=variables).template(variables["_tfserving_settings"])
-    plan = tfserving_filters.plan(instances, settings)
+    plan = tfserving_plan.plan(instances, settings)
     task = loader.load_from_file(str(CONTAINER_TASK), trusted_as_template=True)[0]
     args = task["community.docker.docker_container"]
     out = {}
@@ -162,7 +163,7 @@ def test_the_hardening_is_not_an_option():
     instance_keys = set(options["tfserving_instances"]["options"])
     forbidden = re.compile(r"privileged|network_mode|pid|ipc|userns|cap_add|capabilities|devices|security_opt")
     assert not [k for k in list(options) + sorted(instance_keys) if forbidden.search(k)]
-    assert tfserving_filters.INSTANCE_KEYS == instance_keys
+    assert tfserving_inventory.INSTANCE_KEYS == instance_keys
 
 
 # ---------------------------------------------------------------------------------------------

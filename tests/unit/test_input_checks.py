@@ -5,7 +5,8 @@ directory the role lists. docs/bad-inputs.md shows the messages end to end."""
 from __future__ import annotations
 
 import pytest
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving as flt
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_plan, tfserving_tasks, tfserving_validate
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_inventory
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 
@@ -32,7 +33,7 @@ TF = TESTDATA / "tfserving"
     ],
 )
 def test_references_docker_accepts(ref):
-    assert flt.image_ref_problem(ref) == ""
+    assert tfserving_inventory.image_ref_problem(ref) == ""
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_references_docker_accepts(ref):
     ],
 )
 def test_references_docker_refuses(ref, why):
-    assert why in flt.image_ref_problem(ref)
+    assert why in tfserving_inventory.image_ref_problem(ref)
 
 
 MOUNTS_INSTANCE = {
@@ -66,7 +67,7 @@ MOUNTS_INSTANCE = {
         {"source": "/mnt/nfs/models/bert-large", "target": "/data/bert"},
     ],
 }
-SETTINGS = dict(flt.SETTINGS_DEFAULTS)
+SETTINGS = dict(tfserving_inventory.SETTINGS_DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -85,13 +86,14 @@ SETTINGS = dict(flt.SETTINGS_DEFAULTS)
     ],
 )
 def test_base_paths_are_mapped_through_the_containers_mounts(base, host, target):
-    assert flt._host_path(base, flt._mounts(MOUNTS_INSTANCE, SETTINGS)) == (host, target)
+    mounts = tfserving_inventory._mounts(MOUNTS_INSTANCE, SETTINGS)
+    assert tfserving_inventory._host_path(base, mounts) == (host, target)
 
 
 def _listings(instances):
     """What the role's listing tasks register, from the real module, for the refs the filter gives."""
     out = {}
-    for ref in flt.model_refs(instances):
+    for ref in tfserving_tasks.model_refs(instances):
         if ref["host_path"]:
             out.setdefault(ref["key"], {})["host"] = tmv.inspect(ref["host_path"])
     return out
@@ -109,10 +111,10 @@ def test_model_refs_give_a_base_path_read_in_place_its_host_directory():
             ],
         }
     ]
-    refs = {r["model"]: r for r in flt.model_refs(instances)}
+    refs = {r["model"]: r for r in tfserving_tasks.model_refs(instances)}
     assert refs["cpu"]["host_path"] == str(TF / "saved_model_half_plus_two_cpu")
     assert refs["s3"]["host_path"] is None and refs["unmounted"]["host_path"] is None
-    problems = flt.validate(instances, "gpu-01", _listings(instances))
+    problems = tfserving_validate.validate(instances, "gpu-01", _listings(instances))
     assert problems == [
         "host 'gpu-01', instance 'nlp', model 'unmounted', field 'base_path': '/elsewhere/m' is not inside a "
         "directory mounted into the container (/data, /etc/tfserving, /models); the server would never find "
@@ -132,7 +134,7 @@ def test_a_base_path_read_in_place_needs_versions_there(tmp_path):
             ],
         }
     ]
-    assert flt.validate(instances, "gpu-01", _listings(instances)) == [
+    assert tfserving_validate.validate(instances, "gpu-01", _listings(instances)) == [
         f"host 'gpu-01', instance 'nlp', model 'empty', field 'base_path': no version directories (numeric names) "
         f"in {tmp_path}/empty on the host; TF Serving would not start this model",
         f"host 'gpu-01', instance 'nlp', model 'gone', field 'base_path': '/data/gone' does not exist: "
@@ -149,7 +151,7 @@ def test_the_plan_keeps_a_base_path_read_in_place_as_it_is():
             "models": [{"name": "two", "base_path": "/data/saved_model_half_plus_two_2_versions"}],
         }
     ]
-    plan = flt.plan(instances, {"host": "gpu-01"}, _listings(instances))
+    plan = tfserving_plan.plan(instances, {"host": "gpu-01"}, _listings(instances))
     model = plan[0]["models"][0]
     assert model["base_path"] == "/data/saved_model_half_plus_two_2_versions"
     assert model["host_dir"] is None and model["publish"] == [] and model["retire"] == []

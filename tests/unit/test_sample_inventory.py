@@ -26,8 +26,9 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.tfserving.fleet.plugins.filter.docker_engine import docker_engine_version_problem
 from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime import nvidia_runtime_plan
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import plan as tfserving_plan
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import render_models_config, validate
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_config import render_models_config
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_plan import plan as tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_validate import validate
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import parse_config_text
 from conftest import ROOT
 from jinja2.nativetypes import NativeEnvironment

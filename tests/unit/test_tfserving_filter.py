@@ -1,4 +1,5 @@
-"""plugins/filter/tfserving.py: validation (one test per rejection), the plan, and the rendered files.
+"""plugins/filter/tfserving_{validate,plan,config,tasks,images}.py: validation (one test per rejection), the
+plan, and the rendered files.
 
 Every rendered models.config is parsed with TF Serving's own ModelServerConfig schema
 (tensorflow_serving.config.model_server_config_pb2 from tensorflow-serving-api).
@@ -10,7 +11,13 @@ import copy
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving as flt
+from ansible_collections.tfserving.fleet.plugins.filter import (
+    tfserving_config,
+    tfserving_images,
+    tfserving_plan,
+    tfserving_tasks,
+    tfserving_validate,
+)
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
@@ -51,7 +58,7 @@ def inventory():
 def listings_for(instances, host_paths=None):
     """What the role's listing tasks register: the module run on each source and host directory."""
     out = {}
-    for ref in flt.model_refs(instances):
+    for ref in tfserving_tasks.model_refs(instances):
         entry = {}
         if ref["source"]:
             entry["source"] = tmv.inspect(ref["source"])
@@ -71,7 +78,7 @@ def errors_of(instances, **kwargs):
     listings = kwargs.pop("listings", None)
     if listings is None:
         listings = listings_for(instances)
-    return flt.validate(instances, HOST, listings, kwargs or None)
+    return tfserving_validate.validate(instances, HOST, listings, kwargs or None)
 
 
 def the_error(instances, **kwargs):
@@ -95,7 +102,7 @@ def test_issue_inventory_is_valid():
 
 
 def test_model_refs_cover_every_model_with_its_host_path():
-    refs = flt.model_refs(inventory(), {"model_root": "/data/models/"})
+    refs = tfserving_tasks.model_refs(inventory(), {"model_root": "/data/models/"})
     assert [r["key"] for r in refs] == [
         "main/half_plus_two",
         "main/half_plus_two_cpu",
@@ -109,7 +116,7 @@ def test_model_refs_skip_unsafe_names_so_nothing_outside_the_root_is_listed():
     inst = inventory()
     inst[0]["models"][0]["name"] = "../etc"
     inst[1]["name"] = "/root"
-    assert [r["key"] for r in flt.model_refs(inst)] == ["main/half_plus_two_cpu"]
+    assert [r["key"] for r in tfserving_tasks.model_refs(inst)] == ["main/half_plus_two_cpu"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,7 +555,7 @@ def test_plan_publishes_every_source_version_missing_on_the_host(tmp_path):
     (host / "00000099" / "saved_model.pb").write_bytes(b"")
     (host / ".tfserving-tmp-00000124").mkdir()
     listings = listings_for(inst, {"main/half_plus_two": host})
-    plan = flt.plan(inst, settings(), listings, {"main": ["half_plus_two", "old_model", ".tfserving-tmp-x"]})
+    plan = tfserving_plan.plan(inst, settings(), listings, {"main": ["half_plus_two", "old_model", ".tfserving-tmp-x"]})
     main = plan[0]
     model = main["models"][0]
     assert model["publish"] == [
@@ -564,7 +571,7 @@ def test_plan_publishes_every_source_version_missing_on_the_host(tmp_path):
 
 
 def test_plan_serves_the_latest_version_by_default():
-    plan = flt.plan(inventory(), settings(), listings_for(inventory()))
+    plan = tfserving_plan.plan(inventory(), settings(), listings_for(inventory()))
     cpu = plan[0]["models"][1]
     assert cpu["policy"] == "latest" and cpu["serve"] == [123]
     assert [p["name"] for p in cpu["publish"]] == ["00000123"]
@@ -574,7 +581,7 @@ def test_plan_refuses_an_invalid_inventory():
     inst = inventory()
     inst[1]["rest_port"] = 8501
     with pytest.raises(AnsibleFilterError, match="field 'rest_port'"):
-        flt.plan(inst, settings(), listings_for(inst))
+        tfserving_plan.plan(inst, settings(), listings_for(inst))
 
 
 def test_plan_server_flags_and_mounts():
@@ -582,7 +589,7 @@ def test_plan_server_flags_and_mounts():
     inst[0]["batching"] = {"enabled": True, "parameters": {"max_batch_size": 16}}
     inst[0]["monitoring"] = {"enabled": True}
     inst[0]["server_flags"] = {"enable_model_warmup": True, "rest_api_timeout_in_ms": 5000}
-    plan = flt.plan(inst, settings(model_config_poll_wait_seconds=5), listings_for(inst))
+    plan = tfserving_plan.plan(inst, settings(model_config_poll_wait_seconds=5), listings_for(inst))
     main, tf2 = plan
     assert main["args"] == [
         "--model_config_file=/etc/tfserving/models.config",
@@ -610,15 +617,15 @@ def test_plan_server_flags_and_mounts():
 def test_plan_leaves_model_warmup_at_tf_servings_default_on_and_an_instance_may_turn_it_off():
     inst = inventory()
     inst[1]["model_warmup"] = False
-    main, tf2 = flt.plan(inst, settings(), listings_for(inst))
+    main, tf2 = tfserving_plan.plan(inst, settings(), listings_for(inst))
     # On is TF Serving's default: no flag, so a role upgrade leaves running containers' commands alone.
     assert [a for a in main["args"] if "warmup" in a] == []
     assert [a for a in tf2["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
-    main, _ = flt.plan(inst, settings(model_warmup=False), listings_for(inst))
+    main, _ = tfserving_plan.plan(inst, settings(model_warmup=False), listings_for(inst))
     assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
     # An older inventory's server_flags.enable_model_warmup wins, and the flag is never given twice.
     inst[0]["server_flags"] = {"enable_model_warmup": False}
-    main, _ = flt.plan(inst, settings(), listings_for(inst))
+    main, _ = tfserving_plan.plan(inst, settings(), listings_for(inst))
     assert [a for a in main["args"] if "warmup" in a] == ["--enable_model_warmup=false"]
 
 
@@ -640,7 +647,7 @@ def test_plan_binds_ipv6_addresses_in_brackets():
     inst = inventory()
     inst[0]["bind_address"] = "::1"
     inst[1]["bind_address"] = "::"
-    main, tf2 = flt.plan(inst, settings(), listings_for(inst))
+    main, tf2 = tfserving_plan.plan(inst, settings(), listings_for(inst))
     assert main["container"]["published_ports"][1] == "[::1]:8501:8501"
     assert main["check_address"] == "::1" and tf2["check_address"] == "::1"
 
@@ -650,7 +657,7 @@ def test_plan_gpu_instances_with_the_container_toolkit():
     inst[0]["gpus"] = [0, 1]
     inst[1]["gpus"] = "all"
     inst[1]["gpu_sharing"] = inst[0]["gpu_sharing"] = True
-    main, tf2 = flt.plan(inst, settings(gpu_mode="toolkit"), listings_for(inst))
+    main, tf2 = tfserving_plan.plan(inst, settings(gpu_mode="toolkit"), listings_for(inst))
     assert main["container"]["device_requests"] == [
         {"driver": "nvidia", "capabilities": [["gpu"]], "device_ids": ["0", "1"]}
     ]
@@ -663,7 +670,7 @@ def test_plan_gpu_instances_with_the_container_toolkit():
 def test_plan_gpu_instances_on_legacy_nvidia_docker2():
     inst = inventory()
     inst[0]["gpus"] = [2, 3]
-    main, tf2 = flt.plan(inst, settings(gpu_mode="legacy"), listings_for(inst))
+    main, tf2 = tfserving_plan.plan(inst, settings(gpu_mode="legacy"), listings_for(inst))
     assert main["container"]["runtime"] == "nvidia"
     assert main["container"]["env"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
     assert main["container"]["device_requests"] == []
@@ -676,7 +683,7 @@ def test_plan_gpu_instances_on_legacy_nvidia_docker2():
 def test_plan_gpu_instance_without_a_gpu_runtime_runs_the_cpu_image():
     inst = inventory()
     inst[0]["gpus"] = "all"
-    main, _ = flt.plan(inst, settings(gpu_mode="none"), listings_for(inst))
+    main, _ = tfserving_plan.plan(inst, settings(gpu_mode="none"), listings_for(inst))
     assert main["container"]["device_requests"] == [] and main["container"]["runtime"] is None
     assert main["container"]["image"] == "tensorflow/serving:latest"
     assert main["device_kind"] == "cpu" and main["gpu_note"]
@@ -685,12 +692,14 @@ def test_plan_gpu_instance_without_a_gpu_runtime_runs_the_cpu_image():
 def test_plan_keeps_an_explicit_image():
     inst = inventory()
     inst[0]["image"] = "registry.local/tfs@sha256:" + "a" * 64
-    main, _ = flt.plan(inst, settings(), listings_for(inst))
+    main, _ = tfserving_plan.plan(inst, settings(), listings_for(inst))
     assert main["container"]["image"] == inst[0]["image"]
 
 
 def test_plan_container_is_hardened():
-    main, _ = flt.plan(inventory(), settings(log_options={"max-size": "10m", "max-file": 3}), listings_for(inventory()))
+    main, _ = tfserving_plan.plan(
+        inventory(), settings(log_options={"max-size": "10m", "max-file": 3}), listings_for(inventory())
+    )
     container = main["container"]
     assert container["read_only"] is True
     assert container["cap_drop"] == ["ALL"]
@@ -701,7 +710,7 @@ def test_plan_container_is_hardened():
 
 def test_plan_of_an_absent_instance():
     inst = [*inventory(), {"name": "old", "state": "absent"}]
-    plan = flt.plan(inst, settings(), listings_for(inst))
+    plan = tfserving_plan.plan(inst, settings(), listings_for(inst))
     assert plan[2] == {
         "name": "old",
         "state": "absent",
@@ -717,12 +726,12 @@ def test_plan_of_an_absent_instance():
 
 def planned(instances=None, **extra):
     instances = instances or inventory()
-    return flt.plan(instances, settings(**extra), listings_for(instances))
+    return tfserving_plan.plan(instances, settings(**extra), listings_for(instances))
 
 
 def test_models_config_parses_with_tf_servings_schema():
     main, tf2 = planned()
-    config = parse_models_config(flt.render_models_config(main))
+    config = parse_models_config(tfserving_config.render_models_config(main))
     models = config.model_config_list.config
     assert [m.name for m in models] == ["half_plus_two", "half_plus_two_cpu"]
     first, second = models
@@ -733,12 +742,12 @@ def test_models_config_parses_with_tf_servings_schema():
     assert second.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert second.model_version_policy.latest.num_versions == 1
     assert not config.HasField("custom_model_config")
-    tf2_config = parse_models_config(flt.render_models_config(tf2))
+    tf2_config = parse_models_config(tfserving_config.render_models_config(tf2))
     assert [m.name for m in tf2_config.model_config_list.config] == ["half_plus_two_tf2"]
 
 
 def test_models_config_has_a_managed_header():
-    text = flt.render_models_config(planned()[0])
+    text = tfserving_config.render_models_config(planned()[0])
     assert text.startswith("# Managed by Ansible (role tfserving)")
     assert "Instance: main." in text.splitlines()[1]
 
@@ -749,11 +758,11 @@ def test_models_config_all_policy_and_remote_base_path_parse():
     inst[1]["models"].append({"name": "gcs", "base_path": 'gs://bucket/we"ird\\path'})
     main, tf2 = planned(inst)
     assert (
-        parse_models_config(flt.render_models_config(main))
+        parse_models_config(tfserving_config.render_models_config(main))
         .model_config_list.config[1]
         .model_version_policy.HasField("all")
     )
-    remote = parse_models_config(flt.render_models_config(tf2)).model_config_list.config[0]
+    remote = parse_models_config(tfserving_config.render_models_config(tf2)).model_config_list.config[0]
     assert remote.name == "gcs" and remote.base_path == 'gs://bucket/we"ird\\path'
 
 
@@ -763,18 +772,19 @@ def test_models_config_order_is_stable():
     reordered[0]["models"].reverse()
     reordered[0]["models"][1]["labels"] = {"canary": 124, "stable": 123}
     reordered[0]["models"][1]["versions"] = [124, 123]
-    assert flt.render_models_config(planned(inst)[0]) == flt.render_models_config(planned(reordered)[0])
+    render = tfserving_config.render_models_config
+    assert render(planned(inst)[0]) == render(planned(reordered)[0])
 
 
 def test_models_config_label_override_for_a_two_step_move():
-    text = flt.render_models_config(planned()[0], {"half_plus_two": {"stable": 123}})
+    text = tfserving_config.render_models_config(planned()[0], {"half_plus_two": {"stable": 123}})
     labels = dict(parse_models_config(text).model_config_list.config[0].version_labels)
     assert labels == {"stable": 123}
 
 
 def test_config_labels_reads_back_what_was_rendered():
-    text = flt.render_models_config(planned()[0])
-    assert flt.config_labels(text) == {
+    text = tfserving_config.render_models_config(planned()[0])
+    assert tfserving_config.config_labels(text) == {
         "half_plus_two": {"canary": 124, "stable": 123},
         "half_plus_two_cpu": {},
     }
@@ -782,8 +792,8 @@ def test_config_labels_reads_back_what_was_rendered():
 
 def test_config_labels_ignores_files_it_did_not_render():
     good = (TF / "good_model_config.txt").read_text()
-    assert flt.config_labels(good) == {}
-    assert flt.config_labels(None) == {}
+    assert tfserving_config.config_labels(good) == {}
+    assert tfserving_config.config_labels(None) == {}
 
 
 def _schema(name, fields, deps=()):
@@ -835,7 +845,7 @@ def test_batching_config_parses_with_batching_parameters_schema():
         "allowed_batch_sizes": [8, 16, 32],
         "pad_variable_length_inputs": True,
     }
-    text = flt.render_batching_config(params, "main")
+    text = tfserving_config.render_batching_config(params, "main")
     message = text_format.Parse(text, _schema("BatchingParameters", BATCHING_FIELDS)())
     assert message.max_batch_size.value == 32
     assert message.HasField("batch_timeout_micros") and message.batch_timeout_micros.value == 0
@@ -859,7 +869,7 @@ def test_monitoring_config_parses_with_monitoring_config_schema():
         [("prometheus_config", F.TYPE_MESSAGE, OPT, ".tensorflow.serving.PrometheusConfig")],
         deps=[("PrometheusConfig", [("enable", F.TYPE_BOOL, OPT, None), ("path", F.TYPE_STRING, OPT, None)])],
     )
-    message = text_format.Parse(flt.render_monitoring_config("/metrics", "main"), cls())
+    message = text_format.Parse(tfserving_config.render_monitoring_config("/metrics", "main"), cls())
     assert message.prometheus_config.enable is True
     assert message.prometheus_config.path == "/metrics"
     reference = text_format.Parse((TF / "monitoring_config.txt").read_text(), cls())
@@ -867,7 +877,8 @@ def test_monitoring_config_parses_with_monitoring_config_schema():
 
 
 def test_filters_are_registered():
-    names = set(flt.FilterModule().filters())
+    names = set().union(*(m.FilterModule().filters() for m in (
+        tfserving_config, tfserving_images, tfserving_plan, tfserving_tasks, tfserving_validate)))
     assert {
         "tfserving_validate",
         "tfserving_plan",
@@ -881,7 +892,7 @@ def test_filters_are_registered():
 
 
 def test_collect_listings_from_registered_loops():
-    refs = flt.model_refs(inventory())
+    refs = tfserving_tasks.model_refs(inventory())
     sources = {"results": [{"item": r, "changed": False, **tmv.inspect(r["source"])} for r in refs]}
     hosts = {
         "results": [
@@ -890,21 +901,24 @@ def test_collect_listings_from_registered_loops():
             {"item": refs[2], "failed": True, "msg": "permission denied"},
         ]
     }
-    listings = flt.collect_listings(sources, hosts)
+    listings = tfserving_tasks.collect_listings(sources, hosts)
     assert set(listings) == {r["key"] for r in refs}
     assert [v["version"] for v in listings["main/half_plus_two"]["source"]["versions"]] == [123, 124]
     assert "item" not in listings["main/half_plus_two"]["source"]
     assert listings["main/half_plus_two"]["host"]["exists"] is False
     assert "host" not in listings["main/half_plus_two_cpu"]
     # A failed host listing reaches validation with its message.
-    errors = flt.validate(inventory(), HOST, listings)
+    errors = tfserving_validate.validate(inventory(), HOST, listings)
     assert errors == []  # host listings only matter for host-present models
     inst = inventory()
     inst[0]["models"][0] = {"name": "half_plus_two"}
-    refs = flt.model_refs(inst)
-    listings = flt.collect_listings({"results": []}, {"results": [{"item": refs[0], "msg": "permission denied"}]})
+    refs = tfserving_tasks.model_refs(inst)
+    listings = tfserving_tasks.collect_listings(
+        {"results": []}, {"results": [{"item": refs[0], "msg": "permission denied"}]}
+    )
     assert any(
-        "model 'half_plus_two', field 'versions': permission denied" in e for e in flt.validate(inst, HOST, listings)
+        "model 'half_plus_two', field 'versions': permission denied" in e
+        for e in tfserving_validate.validate(inst, HOST, listings)
     )
 
 
@@ -915,7 +929,7 @@ def test_collect_dirs_from_a_registered_find_loop():
             {"item": {"name": "tf2"}, "files": []},
         ]
     }
-    assert flt.collect_dirs(found) == {"main": [".tfserving-tmp-1", "a"], "tf2": []}
+    assert tfserving_tasks.collect_dirs(found) == {"main": [".tfserving-tmp-1", "a"], "tf2": []}
 
 
 def test_collect_dirs_from_the_listing_module(tmp_path):
@@ -925,12 +939,12 @@ def test_collect_dirs_from_the_listing_module(tmp_path):
         {"item": "main", **tmv.inspect(str(tmp_path / "main"))},
         {"item": "tf2", **tmv.inspect(str(tmp_path / "tf2"))},
     ]
-    assert flt.collect_dirs(results) == {"main": ["42", "half_plus_two"], "tf2": []}
+    assert tfserving_tasks.collect_dirs(results) == {"main": ["42", "half_plus_two"], "tf2": []}
 
 
 def test_expectations_name_every_served_version_and_label():
     main, _ = planned()
-    assert flt.expectations(main) == [
+    assert tfserving_tasks.expectations(main) == [
         {"name": "half_plus_two", "version": 123},
         {"name": "half_plus_two", "version": 124},
         {"name": "half_plus_two", "label": "canary", "version": 124},
@@ -939,12 +953,13 @@ def test_expectations_name_every_served_version_and_label():
     ]
     inst = inventory()
     inst[1]["models"].append({"name": "s3", "base_path": "s3://bucket/m"})
-    assert {"name": "s3"} in flt.expectations(planned(inst)[1])
+    assert {"name": "s3"} in tfserving_tasks.expectations(planned(inst)[1])
 
 
 def test_label_steps_keep_a_moving_label_until_its_new_version_is_available(tmp_path):
     before = planned()
-    current = {"main": flt.render_models_config(before[0]), "tf2": flt.render_models_config(before[1])}
+    render = tfserving_config.render_models_config
+    current = {"main": render(before[0]), "tf2": render(before[1])}
     # Add version 125 and move canary to it.
     src = tmp_path / "hp2"
     for name in ("00000123", "00000124", "00000125"):
@@ -953,18 +968,18 @@ def test_label_steps_keep_a_moving_label_until_its_new_version_is_available(tmp_
     inst = inventory()
     inst[0]["models"][0].update(source=str(src), versions=[124, 125], labels={"stable": 124, "canary": 125})
     after = planned(inst)
-    steps = flt.label_steps(after, current, ["main", "tf2"])
+    steps = tfserving_config.label_steps(after, current, ["main", "tf2"])
     assert [s["name"] for s in steps] == ["main"]
     step = steps[0]
     assert step["wait"] == [
         {"name": "half_plus_two", "version": 125},
         {"name": "half_plus_two", "version": 124},
     ]
-    first = parse_models_config(flt.render_models_config(step["instance"])).model_config_list.config[0]
+    first = parse_models_config(tfserving_config.render_models_config(step["instance"])).model_config_list.config[0]
     # First step: old labels, and every version they and the new ones point at is served.
     assert dict(first.version_labels) == {"stable": 123, "canary": 124}
     assert list(first.model_version_policy.specific.versions) == [123, 124, 125]
-    final = parse_models_config(flt.render_models_config(after[0])).model_config_list.config[0]
+    final = parse_models_config(tfserving_config.render_models_config(after[0])).model_config_list.config[0]
     assert dict(final.version_labels) == {"stable": 124, "canary": 125}
     assert list(final.model_version_policy.specific.versions) == [124, 125]
     # The plan itself is left untouched.
@@ -973,21 +988,21 @@ def test_label_steps_keep_a_moving_label_until_its_new_version_is_available(tmp_
 
 def test_label_steps_none_when_labels_stay_or_the_server_is_not_running():
     plan = planned()
-    current = {"main": flt.render_models_config(plan[0])}
-    assert flt.label_steps(plan, current, ["main"]) == []
+    current = {"main": tfserving_config.render_models_config(plan[0])}
+    assert tfserving_config.label_steps(plan, current, ["main"]) == []
     moved = copy.deepcopy(plan)
     moved[0]["models"][0]["labels"] = {"stable": 124, "canary": 124}
-    assert flt.label_steps(moved, current, []) == []
-    assert len(flt.label_steps(moved, current, ["main"])) == 1
+    assert tfserving_config.label_steps(moved, current, []) == []
+    assert len(tfserving_config.label_steps(moved, current, ["main"])) == 1
 
 
 def test_label_steps_defer_new_labels_without_the_allow_flag():
     plan = planned()
     bare = copy.deepcopy(plan[0])
     bare["models"][0]["labels"] = {}
-    current = {"main": flt.render_models_config(bare)}
-    assert flt.label_steps(plan, current, ["main"]) == []
-    steps = flt.label_steps(plan, current, ["main"], allow_new=False)
+    current = {"main": tfserving_config.render_models_config(bare)}
+    assert tfserving_config.label_steps(plan, current, ["main"]) == []
+    steps = tfserving_config.label_steps(plan, current, ["main"], allow_new=False)
     assert steps[0]["instance"]["models"][0]["labels"] == {}
 
 
@@ -999,8 +1014,8 @@ def test_cleanup_items(tmp_path):
         (host / name / "saved_model.pb").write_bytes(b"")
     inst[0]["models"][1]["source"] = str(TF / "saved_model_half_plus_two_2_versions")
     listings = listings_for(inst, {"main/half_plus_two": host, "main/half_plus_two_cpu": host})
-    plan = flt.plan(inst, settings(), listings, {"main": ["half_plus_two", "half_plus_two_cpu", "gone"]})
-    items = flt.cleanup_items(plan)
+    plan = tfserving_plan.plan(inst, settings(), listings, {"main": ["half_plus_two", "half_plus_two_cpu", "gone"]})
+    items = tfserving_tasks.cleanup_items(plan)
     assert items["models"] == [
         {
             "instance": "main",
@@ -1026,23 +1041,24 @@ def test_unloaded_reads_the_rest_status_body():
             "model_version_status": [{"version": "124", "state": "AVAILABLE"}, {"version": "123", "state": "END"}]
         },
     }
-    assert flt.unloaded({"status": 404, "json": {"error": "Could not find any versions of model x"}})
-    assert flt.unloaded(end)
-    assert not flt.unloaded(live)
-    assert flt.unloaded(live, [123])
-    assert not flt.unloaded(live, ["124"])
+    assert tfserving_tasks.unloaded({"status": 404, "json": {"error": "Could not find any versions of model x"}})
+    assert tfserving_tasks.unloaded(end)
+    assert not tfserving_tasks.unloaded(live)
+    assert tfserving_tasks.unloaded(live, [123])
+    assert not tfserving_tasks.unloaded(live, ["124"])
 
 
 def test_image_refs_and_repositories():
     inst = inventory()
     inst[1]["image"] = "127.0.0.1:5000/tfs:2.19"
     plan = planned(inst)
-    assert flt.image_refs(plan) == ["127.0.0.1:5000/tfs:2.19", "tensorflow/serving:latest"]
-    assert flt.image_repository("tensorflow/serving:latest-gpu") == "tensorflow/serving"
-    assert flt.image_repository("172.17.0.1:5000/tfserving-double:test") == "172.17.0.1:5000/tfserving-double"
-    assert flt.image_repository("172.17.0.1:5000/tfserving-double") == "172.17.0.1:5000/tfserving-double"
-    assert flt.image_repository("busybox") == "busybox"
-    assert flt.image_repository("r:5000/x@sha256:" + "b" * 64) == "r:5000/x"
+    assert tfserving_images.image_refs(plan) == ["127.0.0.1:5000/tfs:2.19", "tensorflow/serving:latest"]
+    assert tfserving_images.image_repository("tensorflow/serving:latest-gpu") == "tensorflow/serving"
+    repository = tfserving_images.image_repository("172.17.0.1:5000/tfserving-double:test")
+    assert repository == "172.17.0.1:5000/tfserving-double"
+    assert tfserving_images.image_repository("172.17.0.1:5000/tfserving-double") == "172.17.0.1:5000/tfserving-double"
+    assert tfserving_images.image_repository("busybox") == "busybox"
+    assert tfserving_images.image_repository("r:5000/x@sha256:" + "b" * 64) == "r:5000/x"
 
 
 def test_repo_digest_picks_the_digest_of_the_pulled_repository():
@@ -1054,11 +1070,11 @@ def test_repo_digest_picks_the_digest_of_the_pulled_repository():
             }
         ]
     }
-    assert flt.repo_digest(info, "172.17.0.1:5000/tfserving-double:test") == (
+    assert tfserving_images.repo_digest(info, "172.17.0.1:5000/tfserving-double:test") == (
         "172.17.0.1:5000/tfserving-double@sha256:" + "e" * 64
     )
-    assert flt.repo_digest(info, "other/image:1") == ""
-    assert flt.repo_digest({"images": [{"RepoDigests": None}]}, "x:1") == ""
+    assert tfserving_images.repo_digest(info, "other/image:1") == ""
+    assert tfserving_images.repo_digest({"images": [{"RepoDigests": None}]}, "x:1") == ""
 
 
 def test_pin_map_and_image_map():
@@ -1069,23 +1085,23 @@ def test_pin_map_and_image_map():
         {"RepoTags": ["busybox:latest"], "RepoDigests": ["busybox@sha256:" + "f" * 64]},
     ]
     refs = [double + ":test", "local/build:1", "busybox", "x@sha256:" + "0" * 64, "missing:1"]
-    pins = flt.pin_map(refs, images)
+    pins = tfserving_images.pin_map(refs, images)
     assert pins == {double + ":test": double + "@sha256:" + "e" * 64, "busybox": "busybox@sha256:" + "f" * 64}
-    assert flt.image_map(refs, pins) == {
+    assert tfserving_images.image_map(refs, pins) == {
         double + ":test": double + "@sha256:" + "e" * 64,
         "local/build:1": "local/build:1",
         "busybox": "busybox@sha256:" + "f" * 64,
         "x@sha256:" + "0" * 64: "x@sha256:" + "0" * 64,
         "missing:1": "missing:1",
     }
-    assert flt.image_map(["a:1"]) == {"a:1": "a:1"}
+    assert tfserving_images.image_map(["a:1"]) == {"a:1": "a:1"}
 
 
 def test_missing_images():
     images = [{"RepoTags": ["tfs:test"], "RepoDigests": ["r/tfs@sha256:" + "a" * 64]}, {"RepoTags": None}]
     refs = ["tfs:test", "r/tfs@sha256:" + "a" * 64, "busybox", "tfs:other"]
-    assert flt.missing_images(refs, images) == ["busybox", "tfs:other"]
-    assert flt.missing_images(["tfs"], [{"RepoTags": ["tfs:latest"]}]) == []
+    assert tfserving_images.missing_images(refs, images) == ["busybox", "tfs:other"]
+    assert tfserving_images.missing_images(["tfs"], [{"RepoTags": ["tfs:latest"]}]) == []
 
 
 def test_plan_stages_archive_versions_under_the_archive_prefix(tmp_path):

@@ -11,13 +11,13 @@ import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import plan as tfserving_plan
-from ansible_collections.tfserving.fleet.plugins.filter.tfserving import validate as tfserving_validate
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_gpu import (
     gpu_demands,
     gpu_headroom,
     rollout_gpu_demands,
 )
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_plan import plan as tfserving_plan
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_validate import validate as tfserving_validate
 from ansible_collections.tfserving.fleet.plugins.module_utils import nvidia_smi as smi
 from conftest import TESTDATA
 

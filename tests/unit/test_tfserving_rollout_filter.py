@@ -12,8 +12,9 @@ import copy
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.filter import tfserving as role_filters
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_config, tfserving_plan, tfserving_tasks
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout as flt
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout_report as report
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import text_format
@@ -42,14 +43,14 @@ def inventory(source="/srv/exports/hp2", **model):
 def rendered(instances, host_versions):
     """models.config per instance, as role tfserving renders it for this inventory."""
     listings = {}
-    for ref in role_filters.model_refs(instances):
+    for ref in tfserving_tasks.model_refs(instances):
         listings[ref["key"]] = {
             "host": {"exists": True, "kind": "directory", "other": [],
                      "versions": [{"name": f"{v:08d}", "version": v, "saved_model": "saved_model.pb"}
                                   for v in host_versions.get(ref["key"], [123, 124])]}}
-    plan = role_filters.plan([{**i, "models": [{k: v for k, v in m.items() if k != "source"} for m in i["models"]]}
+    plan = tfserving_plan.plan([{**i, "models": [{k: v for k, v in m.items() if k != "source"} for m in i["models"]]}
                               for i in instances], {"host": "h"}, listings)
-    return {inst["name"]: role_filters.render_models_config(inst) for inst in plan}
+    return {inst["name"]: tfserving_config.render_models_config(inst) for inst in plan}
 
 
 def version_dir(root, number, saved_model=True):
@@ -419,32 +420,33 @@ OUTCOMES = {
 
 
 def test_outcomes_summary_and_verdicts():
-    outcomes = flt.outcomes(["a", "b", "c", "d"], OUTCOMES)
+    outcomes = report.outcomes(["a", "b", "c", "d"], OUTCOMES)
     assert [o["result"] for o in outcomes] == ["deployed", "rolled_back", "untouched", "untouched"]
-    assert flt.summary(outcomes) == [
+    assert report.summary(outcomes) == [
         "a     deployed: main/m: specific [2]",
         "b     ROLLED BACK: check step failed",
         "c     untouched (not reached): the rollout stopped before this host",
         "d     untouched (not reached): the rollout stopped before this host",
     ]
-    assert [o["host"] for o in flt.failed(outcomes)] == ["b"]
-    assert flt.verdict(outcomes).startswith("ROLLOUT STOPPED: a batch failed and was restored")
-    assert flt.verdict(outcomes[:1]) == "ROLLOUT COMPLETE: every host deployed"
-    assert flt.verdict([{"result": "nothing_to_do"}], "rollback") == "ROLLBACK COMPLETE: every host had nothing to do"
-    assert flt.verdict([outcomes[0], outcomes[2]]) == "ROLLOUT IN PROGRESS"
-    assert flt.verdict([{"result": "refused"}]).startswith("ROLLOUT STOPPED: refused before any change")
-    assert flt.verdict([{"result": "rollback_failed"}, outcomes[1]]).startswith(
+    assert [o["host"] for o in report.failed(outcomes)] == ["b"]
+    assert report.verdict(outcomes).startswith("ROLLOUT STOPPED: a batch failed and was restored")
+    assert report.verdict(outcomes[:1]) == "ROLLOUT COMPLETE: every host deployed"
+    assert report.verdict([{"result": "nothing_to_do"}], "rollback") == (
+        "ROLLBACK COMPLETE: every host had nothing to do")
+    assert report.verdict([outcomes[0], outcomes[2]]) == "ROLLOUT IN PROGRESS"
+    assert report.verdict([{"result": "refused"}]).startswith("ROLLOUT STOPPED: refused before any change")
+    assert report.verdict([{"result": "rollback_failed"}, outcomes[1]]).startswith(
         "ROLLOUT STOPPED: a host could not be restored")
 
 
 def test_markdown_summary_has_a_row_per_host_and_the_records():
-    outcomes = flt.outcomes(["a", "b", "c"], {
+    outcomes = report.outcomes(["a", "b", "c"], {
         "a": {"tfserving_rollout_outcome": {
             "result": "deployed", "detail": "x | y",
             "record": [{"instance": "main", "model": "m", "version_policy": "specific", "versions": [2],
                         "labels": {"stable": 2}}]}},
         "b": OUTCOMES["b"]})
-    text = flt.markdown(outcomes, flt.verdict(outcomes))
+    text = report.markdown(outcomes, report.verdict(outcomes))
     assert text.splitlines() == [
         "# ROLLOUT STOPPED: a batch failed and was restored; hosts not reached are untouched",
         "",
@@ -464,25 +466,25 @@ def test_failure_text_of_loops_and_plain_results():
     loop = {"msg": "One or more items failed", "results": [
         {"failed": False, "item": "x"},
         {"failed": True, "_ansible_item_label": "main/m 125", "msg": "answered\n [3.5]"}]}
-    assert flt.failure_text(loop) == "main/m 125: answered [3.5]"
-    assert flt.failure_text({"msg": "plain   message"}) == "plain message"
-    assert flt.failure_text({"msg": "x" * 700}, limit=50) == "x" * 47 + "..."
-    assert flt.failure_text("text") == "text"
+    assert report.failure_text(loop) == "main/m 125: answered [3.5]"
+    assert report.failure_text({"msg": "plain   message"}) == "plain message"
+    assert report.failure_text({"msg": "x" * 700}, limit=50) == "x" * 47 + "..."
+    assert report.failure_text("text") == "text"
 
 
 def test_restored_text_and_descriptions(host_dir, source):
     plan = make_plan(inventory(), [{"model": "half_plus_two", "version": 125, "source": str(source),
                                     "labels": ["stable"]}], host_dir)
-    text = flt.restored_text(plan, "check step failed:\n  wrong", 3)
+    text = report.restored_text(plan, "check step failed:\n  wrong", 3)
     assert text == (
         "check step failed: wrong Restored: half_plus_two v123, half_plus_two v124, half_plus_two label canary "
         "-> 124, half_plus_two label stable -> 123 AVAILABLE again, 3 prediction(s) answered; new version "
         f"directories removed: {host_dir}/00000125.")
-    assert flt.describe(plan["targets"][0]["record"]) == (
+    assert report.describe(plan["targets"][0]["record"]) == (
         "main/half_plus_two: specific [124, 125], labels canary -> 124, stable -> 125")
-    assert flt.describe({"instance": "i", "model": "m", "version_policy": "latest", "num_versions": 2}) == (
+    assert report.describe({"instance": "i", "model": "m", "version_policy": "latest", "num_versions": 2}) == (
         "i/m: latest 2")
-    assert flt.expectation_text([{"name": "m", "all_versions": True}]) == ["m (every loaded version)"]
+    assert report.expectation_text([{"name": "m", "all_versions": True}]) == ["m (every loaded version)"]
 
 
 def test_plan_does_not_modify_its_inputs(host_dir, source):
@@ -494,7 +496,7 @@ def test_plan_does_not_modify_its_inputs(host_dir, source):
 
 
 def test_filters_are_registered():
-    names = set(flt.FilterModule().filters())
+    names = set(flt.FilterModule().filters()) | set(report.FilterModule().filters())
     assert {"tfserving_models_config_parse", "tfserving_rollout_validate", "tfserving_rollout_targets",
             "tfserving_rollout_plan", "tfserving_rollout_previous_checks", "tfserving_rollout_snapshot",
             "tfserving_rollout_outcomes", "tfserving_rollout_summary", "tfserving_rollout_verdict",

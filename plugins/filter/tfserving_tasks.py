@@ -1,0 +1,161 @@
+# Copyright: the tfserving-ansible authors
+# Apache License 2.0
+"""Glue filters for the tfserving role's tasks: loop lists in (tfserving_model_refs), registered
+loop results out (tfserving_collect_listings, tfserving_collect_dirs), what to verify
+(tfserving_expectations) and what to clean up (tfserving_cleanup_items, tfserving_unloaded).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    NAME_RE,
+    _host_path,
+    _key,
+    _model_kind,
+    _mounts,
+    _settings,
+    present_instances,
+)
+
+
+def model_refs(instances, settings=None):
+    """Pairs to list before validation: [{key, instance, model, source, host_path}].
+
+    Tolerates a malformed inventory (validation reports it); names that are unsafe as directory
+    names get no host_path, so nothing outside the model root is ever looked at.
+    """
+    cfg = _settings(settings)
+    out = []
+    for inst in present_instances(instances):
+        iname = inst.get("name")
+        if not isinstance(iname, str) or not NAME_RE.match(iname):
+            continue
+        for model in inst.get("models") or []:
+            if not isinstance(model, dict):
+                continue
+            mname = model.get("name")
+            if not isinstance(mname, str) or not NAME_RE.match(mname):
+                continue
+            kind = _model_kind(model)
+            host_path = "{}/{}/{}".format(cfg["model_root"].rstrip("/"), iname, mname)
+            if kind == "remote":
+                # The directory the server will read, as the host sees it through the container's
+                # mounts (None for URIs and paths no mount holds: nothing to list).
+                host_path = _host_path(model.get("base_path"), _mounts(inst, cfg))[0]
+            out.append(
+                {
+                    "key": _key(iname, mname),
+                    "instance": iname,
+                    "model": mname,
+                    "kind": kind,
+                    "source": model.get("source") if kind == "source" else None,
+                    "host_path": host_path,
+                }
+            )
+    return out
+
+
+def collect_listings(source_results=None, host_results=None):
+    """{"instance/model": {"source": result, "host": result}} from two registered loops over model refs."""
+    out = {}
+    for where, results in (("source", source_results), ("host", host_results)):
+        for result in (results or {}).get("results", []) if isinstance(results, dict) else results or []:
+            if result.get("skipped") or "item" not in result:
+                continue
+            listing = {k: v for k, v in result.items() if k not in ("item", "invocation", "ansible_loop_var")}
+            out.setdefault(result["item"]["key"], {})[where] = listing
+    return out
+
+
+def collect_dirs(results=None):
+    """{instance: [entry names]} from a registered loop over instance directories (items are
+    instance names), run with tfserving_model_versions (versions + other) or find (files)."""
+    out = {}
+    results = (results or {}).get("results", []) if isinstance(results, dict) else results or []
+    for result in results:
+        if result.get("skipped") or "item" not in result:
+            continue
+        name = result["item"]["name"] if isinstance(result["item"], dict) else result["item"]
+        names = [f["path"].rstrip("/").rsplit("/", 1)[-1] for f in result.get("files") or []]
+        names += [v["name"] for v in result.get("versions") or []] + list(result.get("other") or [])
+        out[name] = sorted(set(names))
+    return out
+
+
+def expectations(instance):
+    """The models list of tfserving_model_status for one planned instance: every served version,
+    and every label at the version it must point at."""
+    out = []
+    for model in instance.get("models", []):
+        if model["serve_any"]:
+            out.append({"name": model["name"]})
+        out += [{"name": model["name"], "version": v} for v in model["serve"]]
+        out += [{"name": model["name"], "label": k, "version": v} for k, v in sorted(model["labels"].items())]
+    return out
+
+
+def cleanup_items(plan_):
+    """What the cleanup step removes, each with what to wait for first.
+
+    models: directories of models no longer in an instance's inventory (wait: the server unloaded it);
+    versions: version directories no longer in a model's source (wait only with policy specific,
+    whose config names versions; with latest/all the directory going away is what unloads it).
+    ``poll`` is the instance's config poll interval, the longest a server takes to notice.
+    """
+    models, versions = [], []
+    for inst in plan_ or []:
+        if inst.get("state") != "present":
+            continue
+        for name in inst.get("retire_models", []):
+            models.append(
+                {
+                    "instance": inst["name"],
+                    "model": name,
+                    "path": "{}/{}".format(inst["model_dir"], name),
+                    "url": "{}/v1/models/{}".format(inst["rest_url"], name),
+                    "poll": inst["model_config_poll_wait_seconds"],
+                }
+            )
+        for model in inst["models"]:
+            for version in model["retire"]:
+                versions.append(
+                    {
+                        "instance": inst["name"],
+                        "model": model["name"],
+                        "name": version["name"],
+                        "version": version["version"],
+                        "path": "{}/{}".format(model["host_dir"], version["name"]),
+                        "url": "{}/v1/models/{}".format(inst["rest_url"], model["name"]),
+                        "wait": model["policy"] == "specific",
+                        "poll": inst["model_config_poll_wait_seconds"],
+                    }
+                )
+    return {"models": models, "versions": versions}
+
+
+def unloaded(status, versions=None):
+    """True when none of ``versions`` (ints) is loading or serving in a REST status answer."""
+    if not isinstance(status, dict) or status.get("status") == 404:
+        return True
+    listed = (status.get("json") or {}).get("model_version_status") or []
+    wanted = {int(v) for v in versions} if versions is not None else None
+    for entry in listed:
+        if wanted is not None and int(entry.get("version", 0)) not in wanted:
+            continue
+        if entry.get("state") != "END":
+            return False
+    return True
+
+
+class FilterModule:
+    """Glue filters for the tfserving role's tasks: loop lists in (tfserving_model_refs), registered."""
+
+    def filters(self):
+        return {
+            "tfserving_model_refs": model_refs,
+            "tfserving_collect_listings": collect_listings,
+            "tfserving_collect_dirs": collect_dirs,
+            "tfserving_expectations": expectations,
+            "tfserving_cleanup_items": cleanup_items,
+            "tfserving_unloaded": unloaded,
+        }
