@@ -12,6 +12,7 @@ in every state, so callers must read the body, and an error is ``{"error": "..."
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import socket
 import ssl
@@ -30,6 +31,10 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common i
     TFServingError,
     version_status,
 )
+
+# Request.open takes a ready TLS context from ansible-core 2.17 on; under 2.16 (the line for EL7
+# fleets) it builds one per request, as it did before the client kept one.
+_OPEN_TAKES_CONTEXT = "context" in inspect.signature(Request.open).parameters
 
 EXCERPT = 300
 
@@ -118,7 +123,7 @@ class RestClient:
                 ca_path=self.ca_path,
                 follow_redirects="none",
                 http_agent="tfserving-ansible",
-                context=self._ssl_context(),
+                **({"context": self._ssl_context()} if _OPEN_TAKES_CONTEXT else {}),
             )
             try:
                 raw = response.read()

@@ -38,9 +38,12 @@ def test_plugins_come_from_the_collection_under_test():
     assert COLLECTION.resolve() == (COLLECTIONS_PATH / "ansible_collections" / "tfserving" / "fleet").resolve()
 
 
-def test_requires_ansible_is_the_range_pyproject_pins():
-    assert RUNTIME["requires_ansible"] == ">=2.19.0,<2.20.0"
+def test_requires_ansible_spans_both_tested_lines():
+    # 2.19: pyproject.toml (.venv); 2.16: requirements/ansible-core-2.16.txt (.venv-2.16, EL7 fleets).
+    assert RUNTIME["requires_ansible"] == ">=2.16.0,<2.20.0"
     assert "ansible-core>=2.19,<2.20" in PYPROJECT["project"]["dependencies"]
+    pins = (ROOT / "requirements" / "ansible-core-2.16.txt").read_text()
+    assert re.search(r"^ansible-core==2\.16\.\d+$", pins, re.M)
 
 
 def test_galaxy_metadata():
