@@ -54,7 +54,7 @@ lint-2.16:
 UNIT_2_16_SKIP := test_docker_engine test_hardening test_nvidia_runtime_render \
   test_export_graphdef test_export_keras test_export_module test_export_onnx test_export_savedmodel \
   test_export_warmup test_tfserving_double_core test_tfserving_double_json test_tfserving_filter \
-  test_tfserving_grpc_wire test_tfserving_rollout_filter
+  test_tfserving_grpc_wire test_tfserving_models_config test_tfserving_rollout_filter
 UNIT_2_16 := $(filter-out $(patsubst %,tests/unit/%.py,$(UNIT_2_16_SKIP)),$(sort $(wildcard tests/unit/test_*.py)))
 
 unit: venv
