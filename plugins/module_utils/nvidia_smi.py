@@ -15,8 +15,6 @@ too, from ``fb_memory_usage`` (XML) or ``memory.used``/``memory.free`` (CSV).
 Runs on the managed host: standard library only.
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import re

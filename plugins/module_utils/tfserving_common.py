@@ -15,8 +15,6 @@ TF Serving whichever protocol they used:
   build theirs from, and one description in the doc fragments of ``plugins/doc_fragments``.
 """
 
-from __future__ import annotations
-
 import time
 
 # ModelVersionStatus.State (tensorflow_serving/apis/get_model_status.proto).

@@ -26,8 +26,6 @@ Metadata (``GetModelMetadataResponse.metadata``) stays an opaque ``google.protob
 modules only read ``model_spec.version`` from it, to resolve version labels.
 """
 
-from __future__ import annotations
-
 import traceback
 
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (

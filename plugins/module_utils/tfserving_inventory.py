@@ -3,8 +3,6 @@
 """The collection's inventory rules, shared by its filters: names, keys, defaults, numbers, addresses,
 listings, mounts and image references. Pure data, no I/O."""
 
-from __future__ import annotations
-
 import ipaddress
 import posixpath
 import re

@@ -7,8 +7,6 @@ Parse, validate, render, compare and stage label moves, with TF Serving's field 
 Pure Python, so filters on the controller and modules on a bare host share it.
 """
 
-from __future__ import annotations
-
 import copy
 import re
 

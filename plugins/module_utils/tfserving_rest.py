@@ -9,8 +9,6 @@ in every state, so callers must read the body, and an error is ``{"error": "..."
 500, 503 or 504. Anything else is reported as MALFORMED with an excerpt of what came back.
 """
 
-from __future__ import annotations
-
 import http.client
 import inspect
 import json

@@ -17,8 +17,6 @@ What TF Serving does that this logic accounts for (``docs/tfserving-behaviour.md
   server that does not answer is waited for, until the deadline.
 """
 
-from __future__ import annotations
-
 import re
 
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (

@@ -3,7 +3,6 @@
 # Apache License 2.0
 """List the SavedModel versions of a model directory or archive (read-only)."""
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
