@@ -32,7 +32,7 @@ def test_el7_under_2_19_is_told_to_use_the_2_16_environment():
     )
 
 
-@pytest.mark.parametrize("facts", [EL7, EL7_PY2, EL8_PLATFORM])
+@pytest.mark.parametrize("facts", [EL7, EL8_PLATFORM])
 def test_old_pythons_pass_under_2_16_and_fail_under_2_19(facts):
     assert problem("2.16.14", facts) == ""
     message = problem("2.19.0", facts)
@@ -45,9 +45,20 @@ def test_current_pythons_pass_on_both_lines(facts, core):
     assert problem(core, facts) == ""
 
 
-def test_python_2_6_fits_no_line():
-    message = problem("2.16.14", {"distribution": "CentOS", "major": "6", "python": "2.6.6"})
-    assert "Fix: install Python >= 3.8 on the host" in message
+def test_python_2_7_is_sent_to_python3_under_2_16():
+    # ansible-core 2.16 itself manages 2.7, but the project's modules use f-strings (Python >= 3.6).
+    assert problem("2.16.14", EL7_PY2) == (
+        "gpu-k80-01: this project's modules cannot run on this CentOS 7 host: its Python is 2.7.5 and they need "
+        "Python >= 3.6. Fix: install python3 on the host (CentOS 7: yum install python3) and set "
+        "ansible_python_interpreter: /usr/bin/python3 for it"
+    )
+
+
+@pytest.mark.parametrize("python", ["2.7.5", "2.6.6"])
+def test_python_2_under_2_19_needs_python3_and_the_2_16_environment(python):
+    message = problem("2.19.3", {"distribution": "CentOS", "major": "7", "python": python})
+    assert f"its Python is {python} and they need Python >= 3.6" in message
+    assert "ansible_python_interpreter: /usr/bin/python3 for it, and use the ansible-core 2.16 environment" in message
 
 
 @pytest.mark.parametrize("core", ["2.17.5", "2.18.1", "2.20.0", "2.15.13"])
@@ -67,13 +78,14 @@ def test_the_running_controller_is_a_supported_line():
 
 
 def test_el7_fact_set_under_the_running_controller():
-    # Under .venv (2.19) the CentOS 7 host is sent to the 2.16 environment; under .venv-2.16
-    # (make unit ANSIBLE_CORE=2.16) the same host passes.
-    verdict = problem(ANSIBLE_CORE, EL7_PY2)
+    # Under .venv (2.19) the CentOS 7 host (python3, 3.6) is sent to the 2.16 environment; under
+    # .venv-2.16 (make unit ANSIBLE_CORE=2.16) the same host passes. Its /usr/bin/python (2.7) fails both.
+    verdict = problem(ANSIBLE_CORE, EL7)
     if ANSIBLE_CORE.startswith("2.16."):
         assert verdict == ""
     else:
         assert "Fix: use the ansible-core 2.16 environment (make venv ANSIBLE_CORE=2.16" in verdict
+    assert "set ansible_python_interpreter: /usr/bin/python3" in problem(ANSIBLE_CORE, EL7_PY2)
 
 
 @pytest.mark.parametrize("playbook", ["site.yml", "deploy_model.yml", "rollback.yml", "status.yml"])
