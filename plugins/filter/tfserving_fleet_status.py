@@ -21,35 +21,13 @@ are tfserving_fleet_report.py.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_fleet_drift import host_runtime
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import as_int, check_address
 
 # Results of a row: OK (as the inventory expects), FAIL (expected, not AVAILABLE or label elsewhere),
 # WARN (not expected and in trouble: a failed load), "-" (listed, not expected: loaded or retired).
 OK, FAIL, WARN, INFO = "OK", "FAIL", "WARN", "-"
-
-
-def _check_address(bind):
-    """The address a check on the host itself uses for a port published on ``bind``."""
-    try:
-        address = ipaddress.ip_address(str(bind))
-    except ValueError as err:
-        raise AnsibleFilterError(f"tfserving_fleet_checks: bind address {bind!r} is not an IP address") from err
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)
-
-
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def checks(instances, bind_address="0.0.0.0"):
@@ -67,19 +45,24 @@ def checks(instances, bind_address="0.0.0.0"):
         expectations = []
         for model in inst.get("models") or []:
             name = model["name"]
-            versions = sorted({v for v in (_int(x) for x in model.get("versions") or []) if v})
+            versions = sorted({v for v in (as_int(x) for x in model.get("versions") or []) if v})
             policy = model.get("version_policy") or ("specific" if versions else "latest")
             if policy == "specific":
                 expectations += [{"name": name, "version": v} for v in versions]
             else:
                 expectations.append({"name": name, "all_versions": True})
             for label, version in sorted((model.get("labels") or {}).items()):
-                expectations.append({"name": name, "label": label, "version": _int(version)})
+                expectations.append({"name": name, "label": label, "version": as_int(version)})
+        bind = inst.get("bind_address", bind_address)
+        try:
+            address = check_address(bind)
+        except ValueError as err:
+            raise AnsibleFilterError(f"tfserving_fleet_checks: bind address {bind!r} is not an IP address") from err
         out.append(
             {
                 "instance": inst["name"],
-                "check_address": _check_address(inst.get("bind_address", bind_address)),
-                "rest_port": _int(inst.get("rest_port", 8501)),
+                "check_address": address,
+                "rest_port": as_int(inst.get("rest_port", 8501)),
                 "models": expectations,
             }
         )
@@ -146,7 +129,7 @@ def _instance_rows(host, instance, result):
                 row["notes"].append(exp["reason"])
     for model, entries in sorted(statuses.items()):
         for entry in entries or []:
-            version = _int(entry.get("version"))
+            version = as_int(entry.get("version"))
             row = get(model, version)
             # The server's own listing is the truth for this version.
             row["state"] = entry.get("state")
