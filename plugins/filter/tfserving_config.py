@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
     BATCHING_WRAPPED_INT,
-    _flag_value,
+    flag_value,
 )
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import ModelEntry, policy_of
 
@@ -53,7 +53,7 @@ def render_batching_config(parameters, instance=""):
     for size in params.get("allowed_batch_sizes") or []:
         lines.append(f"allowed_batch_sizes: {size}")
     if "pad_variable_length_inputs" in params:
-        lines.append("pad_variable_length_inputs: {}".format(_flag_value(bool(params["pad_variable_length_inputs"]))))
+        lines.append("pad_variable_length_inputs: {}".format(flag_value(bool(params["pad_variable_length_inputs"]))))
     return "\n".join(lines) + "\n"
 
 

@@ -23,20 +23,20 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     SERVER_FLAGS,
     STATES,
     URI_RE,
-    _as_version,
-    _bind,
-    _gpu_set,
-    _host_path,
-    _is_int,
-    _key,
-    _label,
-    _model_kind,
-    _mounts,
-    _policy,
-    _port,
-    _served,
-    _settings,
+    as_ip,
+    as_port,
+    as_version,
+    container_mounts,
+    gpu_set,
+    host_path_of,
     image_ref_problem,
+    is_int,
+    location,
+    model_key,
+    model_kind,
+    served_versions,
+    settings_with_defaults,
+    version_policy,
 )
 
 
@@ -46,7 +46,7 @@ class _Errors:
         self.items = []
 
     def add(self, message, instance=None, model=None, field=None):
-        self.items.append(f"{_label(self.host, instance, model, field)}: {message}")
+        self.items.append(f"{location(self.host, instance, model, field)}: {message}")
 
 
 def _check_keys(errors, data, allowed, instance, model=None, prefix=""):
@@ -60,7 +60,7 @@ def _check_keys(errors, data, allowed, instance, model=None, prefix=""):
 
 
 def _check_positive_int(errors, value, instance, field, minimum=1):
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         errors.add(f"expected an integer >= {minimum}, got {value!r}", instance, None, field)
         return False
     return True
@@ -98,11 +98,11 @@ def _validate_batching_parameters(errors, iname, params, prefix):
     if "allowed_batch_sizes" in params:
         sizes = params["allowed_batch_sizes"]
         field = prefix + "allowed_batch_sizes"
-        if not isinstance(sizes, list) or not all(_is_int(s) and s > 0 for s in sizes):
+        if not isinstance(sizes, list) or not all(is_int(s) and s > 0 for s in sizes):
             errors.add(f"expected a list of positive integers, got {sizes!r}", iname, None, field)
         elif sizes != sorted(set(sizes)):
             errors.add(f"entries must be strictly increasing, got {sizes!r}", iname, None, field)
-        elif sizes and _is_int(params.get("max_batch_size")) and sizes[-1] != params["max_batch_size"]:
+        elif sizes and is_int(params.get("max_batch_size")) and sizes[-1] != params["max_batch_size"]:
             errors.add(
                 f"the last entry must equal max_batch_size ({params['max_batch_size']}), got {sizes[-1]}",
                 iname,
@@ -142,7 +142,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
         )
     names.add(mname)
 
-    if "gpu_memory_mib" in model and not (_is_int(model["gpu_memory_mib"]) and model["gpu_memory_mib"] > 0):
+    if "gpu_memory_mib" in model and not (is_int(model["gpu_memory_mib"]) and model["gpu_memory_mib"] > 0):
         errors.add(
             "expected the GPU memory one version of this model needs, in MiB (a positive integer such as "
             "6144), got {!r}".format(model["gpu_memory_mib"]),
@@ -160,7 +160,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
             "platform",
         )
 
-    kind = _model_kind(model)
+    kind = model_kind(model)
     if model.get("source") and model.get("base_path"):
         errors.add(
             "set either source (versions copied from the control node) or base_path "
@@ -186,7 +186,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
             base.startswith("/")
             and not model.get("source")
             and mounts is not None
-            and _host_path(base, mounts)[0] is None
+            and host_path_of(base, mounts)[0] is None
         ):
             errors.add(
                 "{!r} is not inside a directory mounted into the container ({}); the server would never "
@@ -198,15 +198,15 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
 
     # What is on disk decides what latest/all serve and what a label may point at.
     known = None
-    listing = listings.get(_key(iname, mname), {})
+    listing = listings.get(model_key(iname, mname), {})
     if kind == "source" and isinstance(model.get("source"), str):
         known = _validate_listing(errors, iname, mname, listing.get("source"), "source", model["source"])
     elif kind == "host":
         known = _validate_listing(errors, iname, mname, listing.get("host"), "versions", "the host's model directory")
-    elif kind == "remote" and listing.get("host") and mounts and _host_path(model.get("base_path"), mounts)[0]:
+    elif kind == "remote" and listing.get("host") and mounts and host_path_of(model.get("base_path"), mounts)[0]:
         # A base path the server cannot list makes TF Serving wait for it forever: its config poll (or
         # a reload) never finishes, and no later config change is applied. Refused before any write.
-        host_path, target = _host_path(model["base_path"], mounts)
+        host_path, target = host_path_of(model["base_path"], mounts)
         if not listing["host"].get("exists") and not listing["host"].get("failed"):
             errors.add(
                 "{!r} does not exist: {} on the host (mounted at {}) is missing. TF Serving would wait for it "
@@ -221,7 +221,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
         else:
             known = _validate_listing(errors, iname, mname, listing["host"], "base_path", f"{host_path} on the host")
 
-    policy = _policy(model)
+    policy = version_policy(model)
     if policy not in POLICIES:
         errors.add(
             "unknown version_policy {!r}; expected one of {}".format(policy, ", ".join(POLICIES)),
@@ -237,7 +237,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
             versions = []
         seen = set()
         for pos, value in enumerate(versions):
-            number = _as_version(value)
+            number = as_version(value)
             if number is None:
                 errors.add(f"{value!r} is not a positive integer version", iname, mname, f"versions[{pos}]")
             elif number in seen:
@@ -268,7 +268,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
                 mname,
                 "num_versions",
             )
-        elif not _is_int(model["num_versions"]) or model["num_versions"] < 1:
+        elif not is_int(model["num_versions"]) or model["num_versions"] < 1:
             errors.add(
                 "expected an integer >= 1, got {!r}".format(model["num_versions"]),
                 iname,
@@ -283,7 +283,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
     if not isinstance(labels, dict):
         errors.add("expected a mapping of label -> version", iname, mname, "labels")
         return
-    served = _served(policy, model, known)
+    served = served_versions(policy, model, known)
     for label in sorted(labels, key=str):
         field = f"labels.{label}"
         if not isinstance(label, str) or not LABEL_RE.match(label):
@@ -294,7 +294,7 @@ def _validate_model(errors, iname, index, model, names, listings, mounts=None):
                 field,
             )
             continue
-        number = _as_version(labels[label])
+        number = as_version(labels[label])
         if number is None:
             errors.add(f"{labels[label]!r} is not a positive integer version", iname, mname, field)
         elif served is not None and number not in served:
@@ -375,17 +375,17 @@ def _validate_instance(errors, index, inst, listings, cfg):
 
     grpc = inst.get("grpc_port", 8500)
     rest = inst.get("rest_port", 8501)
-    if _port(grpc) is None:
+    if as_port(grpc) is None:
         errors.add(f"expected a port number 1-65535, got {grpc!r}", shown, None, "grpc_port")
-    if _port(rest) is None:
+    if as_port(rest) is None:
         errors.add(f"expected a port number 1-65535, got {rest!r}", shown, None, "rest_port")
-    if _port(grpc) is not None and _port(grpc) == _port(rest):
+    if as_port(grpc) is not None and as_port(grpc) == as_port(rest):
         errors.add(f"REST and gRPC ports are both {rest} (TF Serving then skips REST)", shown, None, "rest_port")
     bind = inst.get("bind_address", cfg["bind_address"])
-    if _bind(bind) is None:
+    if as_ip(bind) is None:
         errors.add(f"{bind!r} is not an IP address", shown, None, "bind_address")
 
-    gpus = _gpu_set(inst.get("gpus"))
+    gpus = gpu_set(inst.get("gpus"))
     if gpus is None:
         errors.add(
             "expected 'all', a list of device indexes or GPU UUIDs, or an empty list; got {!r}".format(
@@ -490,13 +490,13 @@ def _validate_instance(errors, index, inst, listings, cfg):
     names = set()
     for pos, model in enumerate(models):
         # Where base paths are depends on the instance's name (its directories): unknown while it is invalid.
-        mounts = _mounts(inst, cfg) if isinstance(iname, str) and NAME_RE.match(iname) else None
+        mounts = container_mounts(inst, cfg) if isinstance(iname, str) and NAME_RE.match(iname) else None
         _validate_model(errors, shown, pos, model, names, listings, mounts)
     return {
         "name": shown,
-        "grpc": _port(grpc),
-        "rest": _port(rest),
-        "bind": _bind(bind),
+        "grpc": as_port(grpc),
+        "rest": as_port(rest),
+        "bind": as_ip(bind),
         "gpus": gpus,
         "sharing": inst.get("gpu_sharing") is True,
     }
@@ -514,7 +514,7 @@ def validate(instances, host="", listings=None, settings=None):
     ``listings`` maps "instance/model" to {"source": ..., "host": ...}, results of the
     tfserving_model_versions module for the control node source and the host directory.
     """
-    cfg = _settings(settings)
+    cfg = settings_with_defaults(settings)
     errors = _Errors(host or cfg["host"])
     listings = listings or {}
     if instances is None:
@@ -523,7 +523,7 @@ def validate(instances, host="", listings=None, settings=None):
         errors.add(f"expected a list of instances, got {type(instances).__name__!r}", field="tfserving_instances")
         return errors.items
     for key in ("model_config_poll_wait_seconds", "file_system_poll_wait_seconds"):
-        if not _is_int(cfg[key]) or cfg[key] < 1:
+        if not is_int(cfg[key]) or cfg[key] < 1:
             errors.add(f"expected an integer >= 1, got {cfg[key]!r}", field="tfserving_" + key)
     if cfg["gpu_mode"] not in GPU_MODES:
         errors.add("expected one of {}, got {!r}".format(", ".join(GPU_MODES), cfg["gpu_mode"]), field="gpu_mode")
