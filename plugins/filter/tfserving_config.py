@@ -2,7 +2,8 @@
 # Apache License 2.0
 """Filters that write and read the files TF Serving reads (protobuf text format, managed header,
 stable order): tfserving_models_config, tfserving_batching_config, tfserving_monitoring_config;
-tfserving_config_labels reads back the labels of a models.config rendered earlier and
+tfserving_config_labels reads back the labels of a models.config rendered earlier,
+tfserving_models_config_parse reads any models.config (the rollout's view of a host) and
 tfserving_label_steps plans the two config writes a label move needs.
 """
 
@@ -75,6 +76,28 @@ def config_labels(text):
         return {}
 
 
+def parse_models_config(text):
+    """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
+    if not text or not str(text).strip():
+        return {}
+    try:
+        entries = models_config.parse(str(text))
+    except models_config.ConfigError as err:
+        raise AnsibleFilterError(str(err)) from None
+    return {
+        entry.name: {
+            "name": entry.name,
+            "base_path": entry.base_path,
+            "platform": entry.model_platform,
+            "policy": entry.policy,
+            "versions": entry.versions,
+            "num_versions": entry.num_versions,
+            "labels": dict(sorted(entry.version_labels.items())),
+        }
+        for entry in entries
+    }
+
+
 def label_steps(plan_, current=None, running=None, allow_new=True):
     """Instances whose label moves need two config writes, as TF Serving requires.
 
@@ -118,4 +141,5 @@ class FilterModule:
             "tfserving_monitoring_config": render_monitoring_config,
             "tfserving_config_labels": config_labels,
             "tfserving_label_steps": label_steps,
+            "tfserving_models_config_parse": parse_models_config,
         }
