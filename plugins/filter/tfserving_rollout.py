@@ -22,6 +22,9 @@ one, so nothing unloads while the new version is checked). ``promote`` keeps ``l
 unless the entry asks for ``versions`` or ``keep_previous``; with ``specific`` it serves the new
 version, the ``keep_previous`` newest versions served before, and every version a label that does not
 move still points at.
+
+Labels of the steps: ``serve`` and ``promote`` are the two writes of the collection's one two-step
+label plan (module_utils/tfserving_models_config.stage_labels): labels move only in ``promote``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     TEMP_PREFIX,
     listing_versions,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import (
+    ModelEntry,
+    policy_of,
+    stage_labels,
+)
 
 # ---------------------------------------------------------------------------------------------
 # the plan of one host
@@ -43,6 +51,22 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
 
 def _available(statuses, model):
     return sorted(int(s["version"]) for s in (statuses or {}).get(model) or [] if s.get("state") == "AVAILABLE")
+
+
+def _serve_step(model, versions, labels_now, labels_after):
+    """The ModelEntry of the serve step: the first write of the two-step label plan.
+
+    stage_labels keeps every label that moves on its current version, and leaves a new label out,
+    until the second write (promote). It is asked before the server (no ``ready``) and with new
+    labels held back whatever the server allows (allow_new false): no client reaches the new version
+    through a label before it answered its check. ``versions`` (what is served now, what the labels
+    point at, and the new version) is the rollout's own: nothing unloads before promote, so a
+    restore loads nothing again.
+    """
+    wanted = ModelEntry(model, "", model_version_policy=policy_of("specific", versions=versions),
+                        version_labels=labels_after)
+    staged, _wait = stage_labels([wanted], {model: labels_now}, allow_new=False)
+    return staged[0] if staged else wanted
 
 
 def plan(targets_, instances, configs, host_listings, source_listings, statuses=None, staging=True):
@@ -173,14 +197,11 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
         base = {k: v for k, v in target["inventory_model"].items() if k not in ("source", "base_path")}
         base.pop("num_versions", None)
         base.pop("versions", None)
-        serve_model = {**base, "version_policy": "specific", "versions": serve_versions, "labels": labels_now}
+        serve = _serve_step(target["model"], serve_versions, labels_now, labels_after)
+        serve_model = {**base, "version_policy": "specific", "versions": serve.versions,
+                       "labels": serve.version_labels}
         promote_model = {**base, **policy_after, "labels": labels_after}
-        restore_model = {
-            **base,
-            "version_policy": "specific",
-            "versions": sorted(set(served) | set(labels_now.values()) | {version}),
-            "labels": labels_now,
-        }
+        restore_model = {**base, "version_policy": "specific", "versions": serve_versions, "labels": labels_now}
         current_model = {**base, "version_policy": current["policy"], "labels": labels_now}
         if current["policy"] == "specific":
             current_model["versions"] = current["versions"]
@@ -225,7 +246,8 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                     "labels": labels_after,
                 },
                 "previous_expectations": _expectations(target["model"], current["policy"], served, labels_now),
-                "serve_expectations": _expectations(target["model"], "specific", serve_versions, labels_now),
+                "serve_expectations": _expectations(target["model"], "specific", serve.versions,
+                                                    serve.version_labels),
                 "promote_expectations": _expectations(
                     target["model"], policy_after["version_policy"], policy_after.get("versions") or [version],
                     labels_after, newest=version),
