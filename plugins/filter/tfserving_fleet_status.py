@@ -23,7 +23,11 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_fleet_drift import host_runtime
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import as_int, check_address
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    as_int,
+    check_address,
+    present_instances,
+)
 
 # Results of a row: OK (as the inventory expects), FAIL (expected, not AVAILABLE or label elsewhere),
 # WARN (not expected and in trouble: a failed load), "-" (listed, not expected: loaded or retired).
@@ -39,9 +43,7 @@ def checks(instances, bind_address="0.0.0.0"):
     if not isinstance(instances, list):
         raise AnsibleFilterError("tfserving_fleet_checks expects tfserving_instances, a list")
     out = []
-    for inst in instances:
-        if not isinstance(inst, dict) or inst.get("state", "present") != "present":
-            continue
+    for inst in present_instances(instances):
         expectations = []
         for model in inst.get("models") or []:
             name = model["name"]
@@ -151,11 +153,7 @@ def host_report(hostvars_of_host, registered="__tfserving_status"):
     reported about its containers, images, engine and GPUs (``runtime``, None when nothing)."""
     hv = hostvars_of_host
     host = hv.get("inventory_hostname")
-    instances = [
-        i.get("name")
-        for i in (hv.get("tfserving_instances") or [])
-        if isinstance(i, dict) and i.get("state", "present") == "present"
-    ]
+    instances = [i.get("name") for i in present_instances(hv.get("tfserving_instances"))]
     reg = hv.get(registered)
     report = {"host": host, "instances": instances, "results": None, "runtime": host_runtime(hv)}
     if not isinstance(reg, dict):

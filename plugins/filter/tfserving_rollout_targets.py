@@ -20,6 +20,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     NAME_RE,
     as_int,
     check_address,
+    present_instances,
 )
 
 ENTRY_KEYS = {
@@ -117,7 +118,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
     if problems:
         raise AnsibleFilterError("tfserving_rollout_targets: invalid rollout:\n" + "\n".join(problems))
     out = []
-    present = [i for i in instances or [] if isinstance(i, dict) and i.get("state", "present") == "present"]
+    present = present_instances(instances)
     for entry in rollouts:
         found = False
         for inst in present:
