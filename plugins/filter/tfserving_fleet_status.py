@@ -28,6 +28,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     check_address,
     present_instances,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import model_expectations
 
 # Results of a row: OK (as the inventory expects), FAIL (expected, not AVAILABLE or label elsewhere),
 # WARN (not expected and in trouble: a failed load), "-" (listed, not expected: loaded or retired).
@@ -46,15 +47,10 @@ def checks(instances, bind_address="0.0.0.0"):
     for inst in present_instances(instances):
         expectations = []
         for model in inst.get("models") or []:
-            name = model["name"]
-            versions = sorted({v for v in (as_int(x) for x in model.get("versions") or []) if v})
+            versions = {v for v in (as_int(x) for x in model.get("versions") or []) if v}
             policy = model.get("version_policy") or ("specific" if versions else "latest")
-            if policy == "specific":
-                expectations += [{"name": name, "version": v} for v in versions]
-            else:
-                expectations.append({"name": name, "all_versions": True})
-            for label, version in sorted((model.get("labels") or {}).items()):
-                expectations.append({"name": name, "label": label, "version": as_int(version)})
+            labels = {label: as_int(version) for label, version in (model.get("labels") or {}).items()}
+            expectations += model_expectations(model["name"], policy, versions, labels)
         bind = inst.get("bind_address", bind_address)
         try:
             address = check_address(bind)

@@ -22,6 +22,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     listing_names,
     model_key,
     model_kind,
+    rest_url,
     served_versions,
     settings_with_defaults,
     version_policy,
@@ -201,7 +202,7 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
                 ),
                 "bind_address": bind,
                 "check_address": check,
-                "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
+                "rest_url": rest_url(check, rest_port),
                 "models": sorted(
                     (_model_plan(iname, m, listings, cfg, item["model_dir"]) for m in inst["models"]),
                     key=lambda m: m["name"],

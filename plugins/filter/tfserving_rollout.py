@@ -38,12 +38,14 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     NAME_RE,
     TEMP_PREFIX,
     listing_versions,
+    model_key,
 )
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import (
     ModelEntry,
     policy_of,
     stage_labels,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import model_expectations
 
 # ---------------------------------------------------------------------------------------------
 # the plan of one host
@@ -245,10 +247,10 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                     **policy_after,
                     "labels": labels_after,
                 },
-                "previous_expectations": _expectations(target["model"], current["policy"], served, labels_now),
-                "serve_expectations": _expectations(target["model"], "specific", serve.versions,
+                "previous_expectations": model_expectations(target["model"], current["policy"], served, labels_now),
+                "serve_expectations": model_expectations(target["model"], "specific", serve.versions,
                                                     serve.version_labels),
-                "promote_expectations": _expectations(
+                "promote_expectations": model_expectations(
                     target["model"], policy_after["version_policy"], policy_after.get("versions") or [version],
                     labels_after, newest=version),
             }
@@ -284,7 +286,8 @@ def previous_checks(targets_, configs):
             # Not served yet: the plan refuses it; ask for the model so the report says what the server knows.
             entry["models"].append({"name": target["model"]})
             continue
-        entry["models"] += _expectations(target["model"], current["policy"], current["versions"], current["labels"])
+        entry["models"] += model_expectations(
+            target["model"], current["policy"], current["versions"], current["labels"])
     return list(out.values())
 
 
@@ -311,18 +314,6 @@ def listing_kind(listing):
     return (listing or {}).get("kind")
 
 
-def _expectations(model, policy, versions, labels, newest=None):
-    out = []
-    if policy == "specific":
-        out += [{"name": model, "version": v} for v in sorted(versions)]
-    else:
-        out.append({"name": model, "all_versions": True})
-        if newest is not None:
-            out.append({"name": model, "version": newest})
-    out += [{"name": model, "label": k, "version": v} for k, v in sorted(labels.items())]
-    return out
-
-
 def _apply(instances, overrides, added=None):
     """tfserving_instances with the overridden models (a model without source: the role serves the
     versions the rollout put on the host and never deletes them) and the ``added`` models
@@ -332,7 +323,7 @@ def _apply(instances, overrides, added=None):
         if not isinstance(inst, dict):
             continue
         for index, model in enumerate(inst.get("models") or []):
-            key = "{}/{}".format(inst.get("name"), model.get("name"))
+            key = model_key(inst.get("name"), model.get("name"))
             if key in overrides:
                 inst["models"][index] = copy.deepcopy(overrides[key])
         inst["models"] = list(inst.get("models") or []) + copy.deepcopy((added or {}).get(inst.get("name"), []))

@@ -20,7 +20,9 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     NAME_RE,
     as_int,
     check_address,
+    model_key,
     present_instances,
+    rest_url,
 )
 
 ENTRY_KEYS = {
@@ -145,7 +147,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                 budget = None
             out.append(
                 {
-                    "key": "{}/{}".format(inst["name"], entry["model"]),
+                    "key": model_key(inst["name"], entry["model"]),
                     "instance": inst["name"],
                     "model": entry["model"],
                     "version": as_int(entry["version"]),
@@ -156,7 +158,7 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
                     "config_path": "{}/{}/models.config".format(config_root.rstrip("/"), inst["name"]),
                     "check_address": check,
                     "rest_port": rest_port,
-                    "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
+                    "rest_url": rest_url(check, rest_port),
                     "labels": "all" if entry.get("labels") == "all" else list(entry.get("labels") or []),
                     "keep_previous": entry.get("keep_previous"),
                     "versions": None if entry.get("versions") is None else sorted(as_int(v) for v in entry["versions"]),

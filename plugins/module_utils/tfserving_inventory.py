@@ -180,6 +180,11 @@ def check_address(bind):
     return str(address)
 
 
+def rest_url(address, port):
+    """The REST base URL of a server at ``address`` (an IPv6 address goes in brackets) and ``port``."""
+    return "http://{}:{}".format(f"[{address}]" if ":" in address else address, port)
+
+
 def listing_versions(listing):
     """{version number: entry} of a tfserving_model_versions result; None when the directory is missing."""
     if not listing or not listing.get("exists"):
