@@ -23,6 +23,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     model_key,
     model_kind,
     rest_url,
+    section_enabled,
     served_versions,
     settings_with_defaults,
     version_policy,
@@ -187,9 +188,9 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
             out.append(item)
             continue
         batching = inst.get("batching") or {}
-        batching_on = bool(batching.get("enabled", bool(batching)))
+        batching_on = section_enabled(batching)
         monitoring = inst.get("monitoring") or {}
-        monitoring_on = bool(monitoring.get("enabled", bool(monitoring)))
+        monitoring_on = section_enabled(monitoring)
         bind = str(inst.get("bind_address", cfg["bind_address"]))
         check = check_address(bind)
         rest_port = as_port(inst.get("rest_port", 8501))

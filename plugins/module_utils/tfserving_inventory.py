@@ -180,6 +180,12 @@ def check_address(bind):
     return str(address)
 
 
+def section_enabled(section):
+    """Whether an instance's batching or monitoring mapping turns it on: ``enabled`` when set, else
+    any setting at all."""
+    return isinstance(section, dict) and bool(section.get("enabled", bool(section)))
+
+
 def rest_url(address, port):
     """The REST base URL of a server at ``address`` (an IPv6 address goes in brackets) and ``port``."""
     return "http://{}:{}".format(f"[{address}]" if ":" in address else address, port)
