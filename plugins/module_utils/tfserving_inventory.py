@@ -27,8 +27,6 @@ IMAGE_DOMAIN_RE = re.compile(rf"^{_REF_DOMAIN}(?::[0-9]+)?$")
 IMAGE_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 IMAGE_DIGEST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
 
-PLATFORMS = ("tensorflow",)
-POLICIES = ("latest", "all", "specific")
 STATES = ("present", "absent")
 GPU_MODES = ("toolkit", "legacy", "none")
 

@@ -9,8 +9,6 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     LABEL_RE,
     MODEL_KEYS,
     NAME_RE,
-    PLATFORMS,
-    POLICIES,
     URI_RE,
     as_version,
     host_path_of,
@@ -21,6 +19,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     served_versions,
     version_policy,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import PLATFORMS, POLICIES
 
 
 class Errors:
