@@ -248,8 +248,8 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                     "labels": labels_after,
                 },
                 "previous_expectations": model_expectations(target["model"], current["policy"], served, labels_now),
-                "serve_expectations": model_expectations(target["model"], "specific", serve.versions,
-                                                    serve.version_labels),
+                "serve_expectations": model_expectations(
+                    target["model"], "specific", serve.versions, serve.version_labels),
                 "promote_expectations": model_expectations(
                     target["model"], policy_after["version_policy"], policy_after.get("versions") or [version],
                     labels_after, newest=version),
