@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils.version_numbers import version_tuple
 
 _RPM = re.compile(r"^(?:(?P<epoch>\d+):)?(?P<ver>\d+\.\d+\.\d+(?:\.ce)?)(?:-(?P<rel>\d[\w.]*))?$")
 # CentOS 7 extras' docker: '2:1.13.1', '1.13.1' or '2:1.13.1-209.git7d71120.el7.centos'.
@@ -20,10 +21,6 @@ _DEB = re.compile(r"^(?:(?P<epoch>\d+):)?(?P<ver>\d+\.\d+\.\d+(?:[.~]ce)?)(?P<re
 # Epochs Docker's repositories use from 18.09 on.
 _RPM_EPOCHS = {"docker-ce": "3", "docker-ce-cli": "1"}
 _DEB_EPOCH = "5"
-
-
-def _numeric(ver: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", ver)[:3])
 
 
 def _parse(version: str, os_family: str, source: str = "docker"):
@@ -58,13 +55,13 @@ def _parse(version: str, os_family: str, source: str = "docker"):
                 "'3:20.10.24', '3:20.10.24-3.el8' or a legacy '17.12.1.ce'"
             )
         ver = match["ver"]
-        if _numeric(ver) < (17, 3):
+        if version_tuple(ver) < (17, 3):
             raise ValueError(
                 f"docker_engine_version '{version}': docker-ce starts at 17.03 in Docker's repository; "
                 f"Docker {ver} on EL is CentOS 7's own 'docker' package: set docker_engine_source "
                 f"'distribution' and docker_engine_version '2:{ver}', or pin a docker-ce release"
             )
-        if not ver.endswith(".ce") and _numeric(ver) < (18, 9):
+        if not ver.endswith(".ce") and version_tuple(ver) < (18, 9):
             # Docker's RPMs before 18.09 are named '17.12.1.ce'; a bare '17.12.1' matches no package,
             # so it is completed here (the same build: docker-ce-17.12.1.ce-1.el7.centos).
             epoch = f"{match['epoch']}:" if match["epoch"] is not None else ""
@@ -73,7 +70,7 @@ def _parse(version: str, os_family: str, source: str = "docker"):
             ver = match["ver"]
         legacy = ver.endswith(".ce")
         if match["epoch"] is not None:
-            want = None if legacy or _numeric(ver) < (18, 9) else _RPM_EPOCHS["docker-ce"]
+            want = None if legacy or version_tuple(ver) < (18, 9) else _RPM_EPOCHS["docker-ce"]
             if match["epoch"] != want:
                 raise ValueError(
                     f"docker_engine_version '{version}': docker-ce {ver} carries "
@@ -138,7 +135,7 @@ def docker_engine_packages(version, os_family, source="docker", containerd_versi
         return [f"docker-2:{match['ver']}" + (f"-{match['rel']}" if match["rel"] else "") if match else "docker"]
 
     ver = match["ver"] if match else ""
-    legacy = bool(ver) and (ver.endswith("ce") or _numeric(ver) < (18, 9))
+    legacy = bool(ver) and (ver.endswith("ce") or version_tuple(ver) < (18, 9))
     names = ["docker-ce"] if legacy else ["docker-ce", "docker-ce-cli"]
     specs = []
     for name in names:

@@ -23,8 +23,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime_versions import (
     check_driver,
     parse_docker_version,
-    version_tuple,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.version_numbers import version_tuple
 
 _TOOLKIT = re.compile(r"^(?P<ver>\d+\.\d+\.\d+)(?:-(?P<rel>\d+))?$")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils.version_numbers import version_tuple
 
 _DOCKER = re.compile(
     r"^(?:(?P<epoch>\d+):)?v?(?P<ver>\d+\.\d+\.\d+)"
@@ -30,11 +31,6 @@ _FOREIGN_EPOCHS = {
     "RedHat": {"1": "docker-ce-cli", "2": "Red Hat's own 'docker' package"},
     "Debian": {},
 }
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """'3:18.09.2-3.el7' -> (3, 18, 9, 2, 3, 7): every run of digits, for comparing versions."""
-    return tuple(int(p) for p in re.findall(r"\d+", str(version)))
 
 
 def parse_docker_version(raw, os_family):

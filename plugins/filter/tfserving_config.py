@@ -2,7 +2,8 @@
 # Apache License 2.0
 """Filters that write and read the files TF Serving reads (protobuf text format, managed header,
 stable order): tfserving_models_config, tfserving_batching_config, tfserving_monitoring_config;
-tfserving_config_labels reads back the labels of a models.config rendered earlier and
+tfserving_config_labels reads back the labels of a models.config rendered earlier,
+tfserving_models_config_parse reads any models.config (the rollout's view of a host) and
 tfserving_label_steps plans the two config writes a label move needs.
 """
 
@@ -14,7 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
     BATCHING_WRAPPED_INT,
-    _flag_value,
+    flag_value,
 )
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import ModelEntry, policy_of
 
@@ -53,7 +54,7 @@ def render_batching_config(parameters, instance=""):
     for size in params.get("allowed_batch_sizes") or []:
         lines.append(f"allowed_batch_sizes: {size}")
     if "pad_variable_length_inputs" in params:
-        lines.append("pad_variable_length_inputs: {}".format(_flag_value(bool(params["pad_variable_length_inputs"]))))
+        lines.append("pad_variable_length_inputs: {}".format(flag_value(bool(params["pad_variable_length_inputs"]))))
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +74,28 @@ def config_labels(text):
         return models_config.labels_of(models_config.parse(text))
     except models_config.ConfigError:
         return {}
+
+
+def parse_models_config(text):
+    """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
+    if not text or not str(text).strip():
+        return {}
+    try:
+        entries = models_config.parse(str(text))
+    except models_config.ConfigError as err:
+        raise AnsibleFilterError(str(err)) from None
+    return {
+        entry.name: {
+            "name": entry.name,
+            "base_path": entry.base_path,
+            "platform": entry.model_platform,
+            "policy": entry.policy,
+            "versions": entry.versions,
+            "num_versions": entry.num_versions,
+            "labels": dict(sorted(entry.version_labels.items())),
+        }
+        for entry in entries
+    }
 
 
 def label_steps(plan_, current=None, running=None, allow_new=True):
@@ -118,4 +141,5 @@ class FilterModule:
             "tfserving_monitoring_config": render_monitoring_config,
             "tfserving_config_labels": config_labels,
             "tfserving_label_steps": label_steps,
+            "tfserving_models_config_parse": parse_models_config,
         }

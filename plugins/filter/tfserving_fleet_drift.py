@@ -22,6 +22,7 @@ import json
 from collections import Counter
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import gpu_set, present_instances
 
 # Fields compared with the majority of the hosts (one value per host) and of the instances that run the
 # same image reference (one value per instance).
@@ -42,16 +43,11 @@ FIELD_NAMES = {
 
 
 def _gpu_list(gpus):
-    """'all', a list of device ids as strings, or [] (no GPU)."""
-    if gpus is None or gpus is False or gpus == "none" or gpus == []:
-        return []
-    if gpus == "all":
-        return "all"
-    if isinstance(gpus, (int, str)) and not isinstance(gpus, bool):
-        gpus = [gpus]
-    if not isinstance(gpus, list):
+    """'all', a list of device ids as strings, or [] (no GPU): the role's reading of ``gpus``."""
+    found = gpu_set(gpus)
+    if found is None:
         raise AnsibleFilterError(f"tfserving_fleet_targets: gpus {gpus!r} is not 'all', a device id or a list")
-    return [str(g) for g in gpus]
+    return found if found == "all" else list(found)
 
 
 def targets(instances, settings=None):
@@ -68,9 +64,7 @@ def targets(instances, settings=None):
     cfg = {"prefix": "tfserving-", "image_cpu": None, "image_gpu": None, "gpu": False, "pinned": False,
            **(settings or {})}
     out = []
-    for inst in instances:
-        if not isinstance(inst, dict) or inst.get("state", "present") != "present":
-            continue
+    for inst in present_instances(instances):
         gpus = _gpu_list(inst.get("gpus"))
         use_gpu = bool(gpus) and bool(cfg["gpu"])
         out.append({

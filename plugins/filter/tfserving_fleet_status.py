@@ -21,35 +21,18 @@ are tfserving_fleet_report.py.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_fleet_drift import host_runtime
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    as_int,
+    check_address,
+    present_instances,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import model_expectations
 
 # Results of a row: OK (as the inventory expects), FAIL (expected, not AVAILABLE or label elsewhere),
 # WARN (not expected and in trouble: a failed load), "-" (listed, not expected: loaded or retired).
 OK, FAIL, WARN, INFO = "OK", "FAIL", "WARN", "-"
-
-
-def _check_address(bind):
-    """The address a check on the host itself uses for a port published on ``bind``."""
-    try:
-        address = ipaddress.ip_address(str(bind))
-    except ValueError as err:
-        raise AnsibleFilterError(f"tfserving_fleet_checks: bind address {bind!r} is not an IP address") from err
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return str(address)
-
-
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def checks(instances, bind_address="0.0.0.0"):
@@ -61,25 +44,23 @@ def checks(instances, bind_address="0.0.0.0"):
     if not isinstance(instances, list):
         raise AnsibleFilterError("tfserving_fleet_checks expects tfserving_instances, a list")
     out = []
-    for inst in instances:
-        if not isinstance(inst, dict) or inst.get("state", "present") != "present":
-            continue
+    for inst in present_instances(instances):
         expectations = []
         for model in inst.get("models") or []:
-            name = model["name"]
-            versions = sorted({v for v in (_int(x) for x in model.get("versions") or []) if v})
+            versions = {v for v in (as_int(x) for x in model.get("versions") or []) if v}
             policy = model.get("version_policy") or ("specific" if versions else "latest")
-            if policy == "specific":
-                expectations += [{"name": name, "version": v} for v in versions]
-            else:
-                expectations.append({"name": name, "all_versions": True})
-            for label, version in sorted((model.get("labels") or {}).items()):
-                expectations.append({"name": name, "label": label, "version": _int(version)})
+            labels = {label: as_int(version) for label, version in (model.get("labels") or {}).items()}
+            expectations += model_expectations(model["name"], policy, versions, labels)
+        bind = inst.get("bind_address", bind_address)
+        try:
+            address = check_address(bind)
+        except ValueError as err:
+            raise AnsibleFilterError(f"tfserving_fleet_checks: bind address {bind!r} is not an IP address") from err
         out.append(
             {
                 "instance": inst["name"],
-                "check_address": _check_address(inst.get("bind_address", bind_address)),
-                "rest_port": _int(inst.get("rest_port", 8501)),
+                "check_address": address,
+                "rest_port": as_int(inst.get("rest_port", 8501)),
                 "models": expectations,
             }
         )
@@ -146,7 +127,7 @@ def _instance_rows(host, instance, result):
                 row["notes"].append(exp["reason"])
     for model, entries in sorted(statuses.items()):
         for entry in entries or []:
-            version = _int(entry.get("version"))
+            version = as_int(entry.get("version"))
             row = get(model, version)
             # The server's own listing is the truth for this version.
             row["state"] = entry.get("state")
@@ -168,11 +149,7 @@ def host_report(hostvars_of_host, registered="__tfserving_status"):
     reported about its containers, images, engine and GPUs (``runtime``, None when nothing)."""
     hv = hostvars_of_host
     host = hv.get("inventory_hostname")
-    instances = [
-        i.get("name")
-        for i in (hv.get("tfserving_instances") or [])
-        if isinstance(i, dict) and i.get("state", "present") == "present"
-    ]
+    instances = [i.get("name") for i in present_instances(hv.get("tfserving_instances"))]
     reg = hv.get(registered)
     report = {"host": host, "instances": instances, "results": None, "runtime": host_runtime(hv)}
     if not isinstance(reg, dict):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import model_key
 
 MIB = 1024 * 1024
 
@@ -80,7 +81,7 @@ def gpu_demands(plan, listings=None, factor=2.0):
             continue
         for model in inst.get("models") or []:
             serve = set(model.get("serve") or [])
-            sizes = _sizes((listings.get("{}/{}".format(inst["name"], model["name"])) or {}).get("source"))
+            sizes = _sizes((listings.get(model_key(inst["name"], model["name"])) or {}).get("source"))
             for item in model.get("publish") or []:
                 if item["version"] not in serve:
                     continue

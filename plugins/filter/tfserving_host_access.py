@@ -13,23 +13,12 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import as_port
+
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501
 # firewalld zone names: letters, digits, '_' and '-', at most 17 characters (firewalld's own limit).
 _ZONE = re.compile(r"^[A-Za-z0-9_-]{1,17}$")
-
-
-def _port(value):
-    """A port number from an int or a string of digits (INI inventories give strings), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    else:
-        return None
-    return number if 1 <= number <= 65535 else None
 
 
 def _kind(value):
@@ -50,7 +39,7 @@ def _kind(value):
 def _instance_ports(instance):
     ports = []
     for key, default in (("grpc_port", DEFAULT_GRPC_PORT), ("rest_port", DEFAULT_REST_PORT)):
-        number = _port(instance.get(key, default))
+        number = as_port(instance.get(key, default))
         if number is not None:
             ports.append(number)
     return ports

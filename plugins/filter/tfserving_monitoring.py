@@ -14,15 +14,12 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import present_instances
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
+    present_instances,
+    section_enabled,
+)
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
-
-
-def _enabled(monitoring):
-    if not isinstance(monitoring, dict):
-        return False
-    return bool(monitoring.get("enabled", bool(monitoring)))
 
 
 def _address(bind, host, host_vars):
@@ -47,7 +44,7 @@ def _instances(host_vars, defaults):
         return out
     for inst in present_instances(host_vars.get("tfserving_instances")):
         monitoring = inst.get("monitoring")
-        if not _enabled(monitoring):
+        if not section_enabled(monitoring):
             continue
         out.append(
             (

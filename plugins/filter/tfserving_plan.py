@@ -14,36 +14,38 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventor
     CONTAINER_GRPC_PORT,
     CONTAINER_REST_PORT,
     TEMP_PREFIX,
-    _as_version,
-    _flag_value,
-    _gpu_set,
-    _key,
-    _listing_versions,
-    _model_kind,
-    _policy,
-    _port,
-    _served,
-    _settings,
+    as_port,
+    as_version,
     check_address,
+    flag_value,
+    gpu_set,
+    listing_names,
+    model_key,
+    model_kind,
+    rest_url,
+    section_enabled,
+    served_versions,
+    settings_with_defaults,
+    version_policy,
 )
 
 
 def _model_plan(iname, model, listings, cfg, model_dir):
     mname = model["name"]
-    kind = _model_kind(model)
-    policy = _policy(model)
-    listing = listings.get(_key(iname, mname), {})
-    source_versions = _listing_versions(listing.get("source")) if kind == "source" else None
-    host_versions = _listing_versions(listing.get("host")) or {}
+    kind = model_kind(model)
+    policy = version_policy(model)
+    listing = listings.get(model_key(iname, mname), {})
+    source_versions = listing_names(listing.get("source")) if kind == "source" else None
+    host_versions = listing_names(listing.get("host")) or {}
     host_listing = listing.get("host") or {}
     plan = {
         "name": mname,
         "kind": kind,
         "platform": model.get("platform", "tensorflow"),
         "policy": policy,
-        "versions": sorted({_as_version(v) for v in model.get("versions") or []} - {None}),
+        "versions": sorted({as_version(v) for v in model.get("versions") or []} - {None}),
         "num_versions": model.get("num_versions", 1) if policy == "latest" else None,
-        "labels": {k: _as_version(v) for k, v in sorted((model.get("labels") or {}).items())},
+        "labels": {k: as_version(v) for k, v in sorted((model.get("labels") or {}).items())},
         "source": model.get("source") if kind == "source" else None,
         "source_kind": (listing.get("source") or {}).get("kind") if kind == "source" else None,
         "source_prefix": (listing.get("source") or {}).get("prefix", "") if kind == "source" else None,
@@ -81,7 +83,7 @@ def _model_plan(iname, model, listings, cfg, model_dir):
         on_disk = set(host_versions)
     else:
         on_disk = None
-    served = _served(policy, model, on_disk)
+    served = served_versions(policy, model, on_disk)
     plan["serve"] = served if served is not None else []
     # Remote base paths with latest/all: the server decides; verification wants one AVAILABLE version.
     plan["serve_any"] = served is None
@@ -92,10 +94,10 @@ def _container_plan(inst, plan, cfg):
     bind = str(inst.get("bind_address", cfg["bind_address"]))
     address = ipaddress.ip_address(bind)
     shown = f"[{bind}]" if address.version == 6 else bind
-    gpus = _gpu_set(inst.get("gpus"))
+    gpus = gpu_set(inst.get("gpus"))
     mode = cfg["gpu_mode"]
     use_gpu = bool(gpus) and mode != "none"
-    env = {str(k): _flag_value(v) for k, v in sorted({**cfg["env"], **(inst.get("env") or {})}.items())}
+    env = {str(k): flag_value(v) for k, v in sorted({**cfg["env"], **(inst.get("env") or {})}.items())}
     device_requests = []
     runtime = None
     if use_gpu and mode == "toolkit":
@@ -163,7 +165,7 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
     ``host_dirs`` maps an instance name to the entry names found under <model_root>/<instance>/,
     so models dropped from the inventory are retired after the config no longer names them.
     """
-    cfg = _settings(settings)
+    cfg = settings_with_defaults(settings)
     listings = listings or {}
     host_dirs = host_dirs or {}
     problems = validate(instances, cfg["host"], listings, settings)
@@ -186,22 +188,22 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
             out.append(item)
             continue
         batching = inst.get("batching") or {}
-        batching_on = bool(batching.get("enabled", bool(batching)))
+        batching_on = section_enabled(batching)
         monitoring = inst.get("monitoring") or {}
-        monitoring_on = bool(monitoring.get("enabled", bool(monitoring)))
+        monitoring_on = section_enabled(monitoring)
         bind = str(inst.get("bind_address", cfg["bind_address"]))
         check = check_address(bind)
-        rest_port = _port(inst.get("rest_port", 8501))
+        rest_port = as_port(inst.get("rest_port", 8501))
         item.update(
             {
-                "grpc_port": _port(inst.get("grpc_port", 8500)),
+                "grpc_port": as_port(inst.get("grpc_port", 8500)),
                 "rest_port": rest_port,
                 "model_config_poll_wait_seconds": inst.get(
                     "model_config_poll_wait_seconds", cfg["model_config_poll_wait_seconds"]
                 ),
                 "bind_address": bind,
                 "check_address": check,
-                "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
+                "rest_url": rest_url(check, rest_port),
                 "models": sorted(
                     (_model_plan(iname, m, listings, cfg, item["model_dir"]) for m in inst["models"]),
                     key=lambda m: m["name"],
@@ -244,10 +246,10 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
         warmup = inst.get("model_warmup", cfg["model_warmup"])
         flags = {**({} if warmup else {"enable_model_warmup": False}), **cfg["server_flags"],
                  **(inst.get("server_flags") or {})}
-        args += [f"--{k}={_flag_value(v)}" for k, v in sorted(flags.items())]
+        args += [f"--{k}={flag_value(v)}" for k, v in sorted(flags.items())]
         item["args"] = args
         item["container"], item["device_kind"], item["gpu_note"] = _container_plan(inst, item, cfg)
-        gpus = _gpu_set(inst.get("gpus"))
+        gpus = gpu_set(inst.get("gpus"))
         item["gpus"] = gpus if gpus == "all" else list(gpus)
         out.append(item)
     return out

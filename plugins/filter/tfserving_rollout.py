@@ -1,27 +1,30 @@
 # Copyright: the tfserving-ansible authors
 # Apache License 2.0
-"""Filters of the fleet rollout (role tfserving_rollout): pure data transforms, no I/O.
+"""Filters of the fleet rollout (role tfserving_rollout), the plan of one host: pure data, no I/O.
 
-- ``tfserving_models_config_parse``: a models.config (protobuf text format) as
-  {model: {name, base_path, platform, policy, versions, num_versions, labels}}.
-- ``tfserving_rollout_validate``: every problem of a rollout description (the list the operator
-  passes), before any host is touched.
-- ``tfserving_rollout_targets``: on one host, which instance/model each rollout entry touches, with
-  the paths and ports to use.
 - ``tfserving_rollout_plan``: from the targets and what the host has now (its models.config, its
   version directories, the rollout source listings), the instance data of each step of a rollout:
   ``serve`` (the new version loaded beside the versions served now, labels unchanged), ``promote``
   (labels moved, old versions retired by policy) and ``restore`` (labels back on the previous versions,
   used when a rollout fails after the labels moved), plus what to publish and what to record in the
   inventory.
-- Texts for the log (a record, a failure, a restore) and the per-host outcomes with their summary
-  are in tfserving_rollout_report.py.
+- ``tfserving_rollout_previous_checks``, ``tfserving_rollout_snapshot``, ``tfserving_rollout_proofs``:
+  what must be AVAILABLE before a rollout, the models.config texts read from the host, and the
+  predictions that prove a restore.
+
+The rollout description (``tfserving_rollout_validate``, ``tfserving_rollout_targets``) is
+tfserving_rollout_targets.py; models.config is read by ``tfserving_models_config_parse``
+(tfserving_config.py); texts for the log and the per-host outcomes with their summary are in
+tfserving_rollout_report.py.
 
 Version policy of the steps: ``serve`` always uses ``specific`` (the versions served now plus the new
 one, so nothing unloads while the new version is checked). ``promote`` keeps ``latest``/``all``
 unless the entry asks for ``versions`` or ``keep_previous``; with ``specific`` it serves the new
 version, the ``keep_previous`` newest versions served before, and every version a label that does not
 move still points at.
+
+Labels of the steps: ``serve`` and ``promote`` are the two writes of the collection's one two-step
+label plan (module_utils/tfserving_models_config.stage_labels): labels move only in ``promote``.
 """
 
 from __future__ import annotations
@@ -30,188 +33,19 @@ import base64
 import copy
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
+from ansible_collections.tfserving.fleet.plugins.filter.tfserving_config import parse_models_config
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
-    LABEL_RE,
     NAME_RE,
     TEMP_PREFIX,
-    as_int,
-    check_address,
     listing_versions,
+    model_key,
 )
-
-ENTRY_KEYS = {
-    "model", "version", "instance", "source", "labels", "keep_previous", "versions", "check", "on_host_only",
-    "first_predict_budget_ms",
-}
-CHECK_KEYS = {
-    "instances", "inputs", "expected", "signature_name", "tolerance", "relative_tolerance", "previous_expected",
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# models.config parsing (protobuf text format, the subset ModelServerConfig uses)
-
-def parse_models_config(text):
-    """{model name: {name, base_path, platform, policy, versions, num_versions, labels}}; {} for no text."""
-    if not text or not str(text).strip():
-        return {}
-    try:
-        entries = models_config.parse(str(text))
-    except models_config.ConfigError as err:
-        raise AnsibleFilterError(str(err)) from None
-    return {
-        entry.name: {
-            "name": entry.name,
-            "base_path": entry.base_path,
-            "platform": entry.model_platform,
-            "policy": entry.policy,
-            "versions": entry.versions,
-            "num_versions": entry.num_versions,
-            "labels": dict(sorted(entry.version_labels.items())),
-        }
-        for entry in entries
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# validation of the rollout description
-
-
-def validate(rollouts):
-    """Problems of a rollout description, each naming the entry; [] when it can be rolled out."""
-    problems = []
-    if not isinstance(rollouts, list) or not rollouts:
-        return ["expected a non-empty list of rollout entries ({model, version, ...})"]
-    seen = set()
-    for index, entry in enumerate(rollouts):
-        where = f"rollout entry {index + 1}"
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: expected a mapping with model and version, found {entry!r}")
-            continue
-        where = "rollout entry {} ({} {})".format(index + 1, entry.get("model"), entry.get("version"))
-        unknown = sorted(set(entry) - ENTRY_KEYS)
-        if unknown:
-            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
-        if not isinstance(entry.get("model"), str) or not NAME_RE.match(entry.get("model") or ""):
-            problems.append(f"{where}: model must be a model name")
-        version = as_int(entry.get("version"))
-        if version is None or version <= 0:
-            problems.append(f"{where}: version must be a positive integer, found {entry.get('version')!r}")
-        key = (entry.get("instance"), entry.get("model"))
-        if key in seen:
-            problems.append(f"{where}: model {entry.get('model')} is listed twice; roll one version per model")
-        seen.add(key)
-        if entry.get("instance") is not None and not NAME_RE.match(str(entry["instance"])):
-            problems.append(f"{where}: instance must be an instance name")
-        labels = entry.get("labels", [])
-        if labels != "all" and (
-            not isinstance(labels, list) or not all(isinstance(x, str) and LABEL_RE.match(x) for x in labels)
-        ):
-            problems.append(f"{where}: labels must be a list of label names or 'all', found {labels!r}")
-        keep = entry.get("keep_previous")
-        if keep is not None and keep != "all" and (as_int(keep) is None or as_int(keep) < 0):
-            problems.append(f"{where}: keep_previous must be a number >= 0 or 'all', found {keep!r}")
-        versions = entry.get("versions")
-        if versions is not None:
-            if not isinstance(versions, list) or any(as_int(v) is None or as_int(v) <= 0 for v in versions):
-                problems.append(f"{where}: versions must be a list of positive integers, found {versions!r}")
-            elif version is not None and version not in [as_int(v) for v in versions]:
-                problems.append(f"{where}: versions {versions} must include the version rolled out ({version})")
-        check = entry.get("check")
-        if check is not None:
-            if not isinstance(check, dict):
-                problems.append(f"{where}: check must be a mapping (instances or inputs, expected)")
-            else:
-                unknown = sorted(set(check) - CHECK_KEYS)
-                if unknown:
-                    problems.append(f"{where}: unknown check key(s) {', '.join(unknown)}")
-                if ("instances" in check) == ("inputs" in check):
-                    problems.append(f"{where}: check needs exactly one of instances (row format) or inputs (columnar)")
-                if "expected" not in check:
-                    problems.append(f"{where}: check needs expected, the outputs the new version must answer")
-        budget = entry.get("first_predict_budget_ms")
-        if budget is not None:
-            if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
-                problems.append(f"{where}: first_predict_budget_ms must be a positive number of milliseconds, "
-                                f"found {budget!r}")
-            elif check is None:
-                problems.append(f"{where}: first_predict_budget_ms needs check (its request is the timed first "
-                                "prediction)")
-        if entry.get("source") is not None and not str(entry["source"]).startswith("/"):
-            problems.append(f"{where}: source must be an absolute directory on the control node")
-    return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# targets on one host
-
-
-def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root="/etc/tfserving",
-            bind_address="0.0.0.0"):
-    """[{key, instance, model, version, ...}]: the instance/model pairs of this host each entry touches.
-
-    An entry without ``instance`` touches every present instance of the host that serves the model;
-    an entry whose model this host does not serve touches nothing here. An entry that names an instance
-    that does not serve the model is an error.
-    """
-    problems = validate(rollouts)
-    if problems:
-        raise AnsibleFilterError("tfserving_rollout_targets: invalid rollout:\n" + "\n".join(problems))
-    out = []
-    present = [i for i in instances or [] if isinstance(i, dict) and i.get("state", "present") == "present"]
-    for entry in rollouts:
-        found = False
-        for inst in present:
-            if entry.get("instance") not in (None, inst["name"]):
-                continue
-            model = next((m for m in inst.get("models") or [] if m.get("name") == entry["model"]), None)
-            if model is None:
-                continue
-            found = True
-            source = entry.get("source") or (None if entry.get("on_host_only") else model.get("source"))
-            host_dir = "{}/{}/{}".format(model_root.rstrip("/"), inst["name"], entry["model"])
-            check = check_address(inst.get("bind_address", bind_address))
-            rest_port = as_int(inst.get("rest_port", 8501))
-            # The entry's budget, else the model's in the inventory. Rollbacks (on_host_only) without a
-            # check time nothing: the version they return to may be loaded already.
-            budget = entry.get("first_predict_budget_ms", model.get("first_predict_budget_ms"))
-            if budget is not None and entry.get("check") is None:
-                if not entry.get("on_host_only"):
-                    raise AnsibleFilterError(
-                        "tfserving_rollout_targets: model {} of instance {} has first_predict_budget_ms {} in the "
-                        "inventory, expected a check in its rollout entry: the check's request is the timed first "
-                        "prediction. Fix: add check (instances or inputs, expected) to the entry".format(
-                            entry["model"], inst["name"], budget))
-                budget = None
-            out.append(
-                {
-                    "key": "{}/{}".format(inst["name"], entry["model"]),
-                    "instance": inst["name"],
-                    "model": entry["model"],
-                    "version": as_int(entry["version"]),
-                    "inventory_model": copy.deepcopy(model),
-                    "source": source,
-                    "on_host_only": bool(entry.get("on_host_only")),
-                    "host_dir": host_dir,
-                    "config_path": "{}/{}/models.config".format(config_root.rstrip("/"), inst["name"]),
-                    "check_address": check,
-                    "rest_port": rest_port,
-                    "rest_url": "http://{}:{}".format(f"[{check}]" if ":" in check else check, rest_port),
-                    "labels": "all" if entry.get("labels") == "all" else list(entry.get("labels") or []),
-                    "keep_previous": entry.get("keep_previous"),
-                    "versions": None if entry.get("versions") is None else sorted(as_int(v) for v in entry["versions"]),
-                    "check": entry.get("check"),
-                    "first_predict_budget_ms": budget,
-                }
-            )
-        if not found and entry.get("instance") is not None:
-            if any(i["name"] == entry["instance"] for i in present):
-                raise AnsibleFilterError(
-                    "tfserving_rollout_targets: instance {} does not serve model {} on this host".format(
-                        entry["instance"], entry["model"]))
-    return out
-
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import (
+    ModelEntry,
+    policy_of,
+    stage_labels,
+)
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import model_expectations
 
 # ---------------------------------------------------------------------------------------------
 # the plan of one host
@@ -219,6 +53,22 @@ def targets(rollouts, instances, model_root="/srv/tfserving/models", config_root
 
 def _available(statuses, model):
     return sorted(int(s["version"]) for s in (statuses or {}).get(model) or [] if s.get("state") == "AVAILABLE")
+
+
+def _serve_step(model, versions, labels_now, labels_after):
+    """The ModelEntry of the serve step: the first write of the two-step label plan.
+
+    stage_labels keeps every label that moves on its current version, and leaves a new label out,
+    until the second write (promote). It is asked before the server (no ``ready``) and with new
+    labels held back whatever the server allows (allow_new false): no client reaches the new version
+    through a label before it answered its check. ``versions`` (what is served now, what the labels
+    point at, and the new version) is the rollout's own: nothing unloads before promote, so a
+    restore loads nothing again.
+    """
+    wanted = ModelEntry(model, "", model_version_policy=policy_of("specific", versions=versions),
+                        version_labels=labels_after)
+    staged, _wait = stage_labels([wanted], {model: labels_now}, allow_new=False)
+    return staged[0] if staged else wanted
 
 
 def plan(targets_, instances, configs, host_listings, source_listings, statuses=None, staging=True):
@@ -349,14 +199,11 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
         base = {k: v for k, v in target["inventory_model"].items() if k not in ("source", "base_path")}
         base.pop("num_versions", None)
         base.pop("versions", None)
-        serve_model = {**base, "version_policy": "specific", "versions": serve_versions, "labels": labels_now}
+        serve = _serve_step(target["model"], serve_versions, labels_now, labels_after)
+        serve_model = {**base, "version_policy": "specific", "versions": serve.versions,
+                       "labels": serve.version_labels}
         promote_model = {**base, **policy_after, "labels": labels_after}
-        restore_model = {
-            **base,
-            "version_policy": "specific",
-            "versions": sorted(set(served) | set(labels_now.values()) | {version}),
-            "labels": labels_now,
-        }
+        restore_model = {**base, "version_policy": "specific", "versions": serve_versions, "labels": labels_now}
         current_model = {**base, "version_policy": current["policy"], "labels": labels_now}
         if current["policy"] == "specific":
             current_model["versions"] = current["versions"]
@@ -400,9 +247,10 @@ def plan(targets_, instances, configs, host_listings, source_listings, statuses=
                     **policy_after,
                     "labels": labels_after,
                 },
-                "previous_expectations": _expectations(target["model"], current["policy"], served, labels_now),
-                "serve_expectations": _expectations(target["model"], "specific", serve_versions, labels_now),
-                "promote_expectations": _expectations(
+                "previous_expectations": model_expectations(target["model"], current["policy"], served, labels_now),
+                "serve_expectations": model_expectations(
+                    target["model"], "specific", serve.versions, serve.version_labels),
+                "promote_expectations": model_expectations(
                     target["model"], policy_after["version_policy"], policy_after.get("versions") or [version],
                     labels_after, newest=version),
             }
@@ -438,7 +286,8 @@ def previous_checks(targets_, configs):
             # Not served yet: the plan refuses it; ask for the model so the report says what the server knows.
             entry["models"].append({"name": target["model"]})
             continue
-        entry["models"] += _expectations(target["model"], current["policy"], current["versions"], current["labels"])
+        entry["models"] += model_expectations(
+            target["model"], current["policy"], current["versions"], current["labels"])
     return list(out.values())
 
 
@@ -465,18 +314,6 @@ def listing_kind(listing):
     return (listing or {}).get("kind")
 
 
-def _expectations(model, policy, versions, labels, newest=None):
-    out = []
-    if policy == "specific":
-        out += [{"name": model, "version": v} for v in sorted(versions)]
-    else:
-        out.append({"name": model, "all_versions": True})
-        if newest is not None:
-            out.append({"name": model, "version": newest})
-    out += [{"name": model, "label": k, "version": v} for k, v in sorted(labels.items())]
-    return out
-
-
 def _apply(instances, overrides, added=None):
     """tfserving_instances with the overridden models (a model without source: the role serves the
     versions the rollout put on the host and never deletes them) and the ``added`` models
@@ -486,7 +323,7 @@ def _apply(instances, overrides, added=None):
         if not isinstance(inst, dict):
             continue
         for index, model in enumerate(inst.get("models") or []):
-            key = "{}/{}".format(inst.get("name"), model.get("name"))
+            key = model_key(inst.get("name"), model.get("name"))
             if key in overrides:
                 inst["models"][index] = copy.deepcopy(overrides[key])
         inst["models"] = list(inst.get("models") or []) + copy.deepcopy((added or {}).get(inst.get("name"), []))
@@ -498,9 +335,6 @@ class FilterModule:
 
     def filters(self):
         return {
-            "tfserving_models_config_parse": parse_models_config,
-            "tfserving_rollout_validate": validate,
-            "tfserving_rollout_targets": targets,
             "tfserving_rollout_previous_checks": previous_checks,
             "tfserving_rollout_plan": plan,
             "tfserving_rollout_snapshot": snapshot,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
     NAME_RE,
-    _host_path,
-    _key,
-    _model_kind,
-    _mounts,
-    _settings,
+    container_mounts,
+    host_path_of,
+    model_key,
+    model_kind,
     present_instances,
+    settings_with_defaults,
 )
 
 
@@ -24,7 +24,7 @@ def model_refs(instances, settings=None):
     Tolerates a malformed inventory (validation reports it); names that are unsafe as directory
     names get no host_path, so nothing outside the model root is ever looked at.
     """
-    cfg = _settings(settings)
+    cfg = settings_with_defaults(settings)
     out = []
     for inst in present_instances(instances):
         iname = inst.get("name")
@@ -36,15 +36,15 @@ def model_refs(instances, settings=None):
             mname = model.get("name")
             if not isinstance(mname, str) or not NAME_RE.match(mname):
                 continue
-            kind = _model_kind(model)
+            kind = model_kind(model)
             host_path = "{}/{}/{}".format(cfg["model_root"].rstrip("/"), iname, mname)
             if kind == "remote":
                 # The directory the server will read, as the host sees it through the container's
                 # mounts (None for URIs and paths no mount holds: nothing to list).
-                host_path = _host_path(model.get("base_path"), _mounts(inst, cfg))[0]
+                host_path = host_path_of(model.get("base_path"), container_mounts(inst, cfg))[0]
             out.append(
                 {
-                    "key": _key(iname, mname),
+                    "key": model_key(iname, mname),
                     "instance": iname,
                     "model": mname,
                     "kind": kind,

@@ -250,6 +250,17 @@ def facts_from(gpus, driver_version, cuda_version, nvidia_smi, source, attached=
     return facts
 
 
+def _failure_facts(rc, out, err, nvidia_smi):
+    """The facts of a host whose nvidia-smi failed for want of a driver or of devices; None for any
+    other failure."""
+    why = classify_failure(rc, out, err)
+    if why == "no_driver":
+        return empty_facts(f"nvidia-smi cannot talk to the NVIDIA driver: {(err or out).strip()}", nvidia_smi)
+    if why == "no_devices":
+        return empty_facts("nvidia-smi: No devices were found", nvidia_smi, driver_loaded=True)
+    return None
+
+
 def collect(run, nvidia_smi, source="auto"):
     """Gather GPU facts by running nvidia-smi through ``run(argv) -> (rc, out, err)``.
 
@@ -260,13 +271,9 @@ def collect(run, nvidia_smi, source="auto"):
     if source in ("auto", "xml"):
         rc, out, err = run([nvidia_smi, "-q", "-x"])
         if rc != 0:
-            why = classify_failure(rc, out, err)
-            if why == "no_driver":
-                return empty_facts(
-                    f"nvidia-smi cannot talk to the NVIDIA driver: {(err or out).strip()}", nvidia_smi
-                )
-            if why == "no_devices":
-                return empty_facts("nvidia-smi: No devices were found", nvidia_smi, driver_loaded=True)
+            facts = _failure_facts(rc, out, err, nvidia_smi)
+            if facts is not None:
+                return facts
             if source == "xml":
                 raise NvidiaSmiParseError(f"'nvidia-smi -q -x' exited {rc}: {(err or out).strip()}")
         else:
@@ -287,13 +294,9 @@ def collect(run, nvidia_smi, source="auto"):
     query = f"--query-gpu={','.join(QUERY_FIELDS)}"
     rc, out, err = run([nvidia_smi, query, "--format=csv"])
     if rc != 0:
-        why = classify_failure(rc, out, err)
-        if why == "no_driver":
-            return empty_facts(
-                f"nvidia-smi cannot talk to the NVIDIA driver: {(err or out).strip()}", nvidia_smi
-            )
-        if why == "no_devices":
-            return empty_facts("nvidia-smi: No devices were found", nvidia_smi, driver_loaded=True)
+        facts = _failure_facts(rc, out, err, nvidia_smi)
+        if facts is not None:
+            return facts
         raise NvidiaSmiParseError(f"'nvidia-smi {query} --format=csv' exited {rc}: {(err or out).strip()}")
     rows = parse_query_csv(out)
     gpus = gpus_from_query(rows)

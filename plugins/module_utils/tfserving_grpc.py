@@ -7,9 +7,10 @@ Why descriptors built at runtime, and not hand-encoded bytes or tensorflow-servi
 - ``tensorflow-serving-api`` has the real generated classes but depends on the whole TensorFlow
   package (its ``status_pb2`` imports ``tensorflow.core.protobuf.error_codes_pb2``), which a GPU
   host running TF Serving in a container does not have and should not get.
-- Hand-encoding would cover the few request messages, but ``tfserving_reload_config`` also has to
-  *read* ``models.config`` (protobuf text format, with nested version policies and label maps) and
-  print it back; that needs a real message schema.
+- Hand-encoding would cover the few request messages, but ``tfserving_reload_config`` sends whole
+  ModelServerConfig messages (nested version policies and label maps) and prints them back as text;
+  that needs a real message schema. models.config text is read by tfserving_models_config.parse,
+  the collection's one parser of it.
 - So this file declares, as ``FileDescriptorProto`` data, the subset of TF Serving's schema the
   modules use, with TF Serving's own package (``tensorflow.serving``), message names, field names,
   field numbers, types and oneofs (from ``apis/model.proto``, ``apis/status.proto``,
@@ -18,8 +19,8 @@ Why descriptors built at runtime, and not hand-encoded bytes or tensorflow-servi
   ``config/file_system_storage_path_source.proto``, ``config/logging_config.proto``,
   ``config/log_collector_config.proto``) and TensorFlow's ``tensorflow.error.Code`` enum. They are
   loaded into a private ``DescriptorPool``, so they never clash with the real classes if both are
-  imported in one process. ``google.protobuf.text_format`` then parses and prints models.config,
-  and the wire bytes are the ones TF Serving expects. ``tests/unit/test_tfserving_grpc_wire.py``
+  imported in one process. ``google.protobuf.text_format`` prints a ModelServerConfig, and the wire
+  bytes are the ones TF Serving expects. ``tests/unit/test_tfserving_grpc_wire.py``
   compares every descriptor and encoded message with tensorflow-serving-api's real classes.
 
 Metadata (``GetModelMetadataResponse.metadata``) stays an opaque ``google.protobuf.Any``: the
@@ -317,20 +318,8 @@ def messages():
 
 
 # --- models.config -----------------------------------------------------------------------------
-def parse_config_text(text):
-    """Parse models.config (text format ModelServerConfig); raise ValueError with the parser's words."""
-    msgs = messages()
-    config = msgs.ModelServerConfig()
-    try:
-        text_format.Parse(text, config, descriptor_pool=msgs.pool)
-    except text_format.ParseError as err:
-        raise ValueError(
-            f"models.config text is not a valid ModelServerConfig in protobuf text format: {err}"
-        ) from None
-    return config
-
-
 def config_to_text(config):
+    """A ModelServerConfig message as protobuf text (what a reload sent, for the module's result)."""
     return text_format.MessageToString(config)
 
 

@@ -27,8 +27,6 @@ IMAGE_DOMAIN_RE = re.compile(rf"^{_REF_DOMAIN}(?::[0-9]+)?$")
 IMAGE_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 IMAGE_DIGEST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
 
-PLATFORMS = ("tensorflow",)
-POLICIES = ("latest", "all", "specific")
 STATES = ("present", "absent")
 GPU_MODES = ("toolkit", "legacy", "none")
 
@@ -180,6 +178,17 @@ def check_address(bind):
     return str(address)
 
 
+def section_enabled(section):
+    """Whether an instance's batching or monitoring mapping turns it on: ``enabled`` when set, else
+    any setting at all."""
+    return isinstance(section, dict) and bool(section.get("enabled", bool(section)))
+
+
+def rest_url(address, port):
+    """The REST base URL of a server at ``address`` (an IPv6 address goes in brackets) and ``port``."""
+    return "http://{}:{}".format(f"[{address}]" if ":" in address else address, port)
+
+
 def listing_versions(listing):
     """{version number: entry} of a tfserving_model_versions result; None when the directory is missing."""
     if not listing or not listing.get("exists"):
@@ -195,19 +204,19 @@ def present_instances(instances):
     return [inst for inst in instances if isinstance(inst, dict) and inst.get("state", "present") == "present"]
 
 
-def _settings(settings):
+def settings_with_defaults(settings):
     out = dict(SETTINGS_DEFAULTS)
     out.update({k: v for k, v in (settings or {}).items() if v is not None})
     return out
 
 
-def _is_int(value):
+def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _as_version(value):
+def as_version(value):
     """A version number from an int or a string of digits, else None. 0 and negatives are None too."""
-    if _is_int(value):
+    if is_int(value):
         return value if value > 0 else None
     if isinstance(value, str) and VERSION_DIR_RE.match(value.strip()):
         number = int(value.strip())
@@ -215,7 +224,7 @@ def _as_version(value):
     return None
 
 
-def _label(host, instance=None, model=None, field=None):
+def location(host, instance=None, model=None, field=None):
     parts = [f"host '{host}'"]
     if instance is not None:
         parts.append(f"instance '{instance}'")
@@ -226,25 +235,24 @@ def _label(host, instance=None, model=None, field=None):
     return ", ".join(parts)
 
 
-def _key(instance, model):
+def model_key(instance, model):
     return f"{instance}/{model}"
 
 
-def _port(value):
-    """A port number from an int or a string of digits (inventories in INI give strings), else None."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return value if _is_int(value) and 1 <= value <= 65535 else None
+def as_port(value):
+    """A port number from an int or a string of digits (INI inventories give strings), else None."""
+    number = as_int(value)
+    return number if number is not None and 1 <= number <= 65535 else None
 
 
-def _bind(value):
+def as_ip(value):
     try:
         return ipaddress.ip_address(str(value))
     except ValueError:
         return None
 
 
-def _gpu_set(gpus):
+def gpu_set(gpus):
     """'all', a tuple of device ids as strings, or () for no GPU. None when malformed."""
     if gpus is None or gpus == "none" or gpus == [] or gpus is False:
         return ()
@@ -256,7 +264,7 @@ def _gpu_set(gpus):
         return None
     out = []
     for gpu in gpus:
-        if _is_int(gpu) and gpu >= 0:
+        if is_int(gpu) and gpu >= 0:
             out.append(str(gpu))
         elif isinstance(gpu, str) and (gpu.isdigit() or GPU_UUID_RE.match(gpu)):
             out.append(gpu)
@@ -265,17 +273,17 @@ def _gpu_set(gpus):
     return tuple(out)
 
 
-def _policy(model):
+def version_policy(model):
     policy = model.get("version_policy")
     if policy is None:
         return "specific" if model.get("versions") else "latest"
     return policy
 
 
-def _served(policy, model, known):
+def served_versions(policy, model, known):
     """The versions TF Serving will load under this policy, given the versions on disk (None: unknown)."""
     if policy == "specific":
-        return sorted({_as_version(v) for v in model.get("versions") or []} - {None})
+        return sorted({as_version(v) for v in model.get("versions") or []} - {None})
     if known is None:
         return None
     if policy == "all":
@@ -284,7 +292,7 @@ def _served(policy, model, known):
     return sorted(known)[-num:]
 
 
-def _listing_versions(listing):
+def listing_names(listing):
     """{version number: directory name} of a tfserving_model_versions result, or None."""
     versions = listing_versions(listing)
     return None if versions is None else {number: v["name"] for number, v in versions.items()}
@@ -315,7 +323,7 @@ def image_ref_problem(ref):
     return ""
 
 
-def _mounts(inst, cfg):
+def container_mounts(inst, cfg):
     """(container path, host path) of every directory the instance's container sees, longest first."""
     out = []
     iname = inst.get("name") if isinstance(inst, dict) else None
@@ -332,7 +340,7 @@ def _mounts(inst, cfg):
     return sorted(((t.rstrip("/") or "/", h.rstrip("/") or "/") for t, h in out), key=lambda m: -len(m[0]))
 
 
-def _host_path(base, mounts):
+def host_path_of(base, mounts):
     """(host path, mount target) where the host keeps a container path, or (None, None) when no
     mount of the container holds it (URIs and relative paths too)."""
     if not isinstance(base, str) or not base.startswith("/"):
@@ -345,7 +353,7 @@ def _host_path(base, mounts):
     return None, None
 
 
-def _model_kind(model):
+def model_kind(model):
     if model.get("source"):
         return "source"
     if model.get("base_path"):
@@ -353,7 +361,7 @@ def _model_kind(model):
     return "host"
 
 
-def _flag_value(value):
+def flag_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -15,6 +15,7 @@ HEADER = (
     "# Managed by Ansible (role tfserving): changes made here are overwritten on the next run.\n"
     "# Instance: {instance}. Protobuf text format ({message}).\n"
 )
+# The platforms TF Serving's stock server knows, and the version policies (ServableVersionPolicy).
 PLATFORMS = ("tensorflow",)
 POLICIES = ("latest", "all", "specific")
 

@@ -3,9 +3,10 @@
 """Wait until the model versions a caller expects are AVAILABLE, the way TF Serving reports them.
 
 Used by tfserving_model_status (its whole job) and tfserving_reload_config (to wait for the
-versions a label is about to point at). Works with either client (``tfserving_rest.RestClient``
-or ``tfserving_grpc.GrpcClient``): both offer ``model_status(name)`` and
-``label_version(name, label)`` and raise ``TFServingError``.
+versions a label is about to point at); the filters that build tfserving_model_status's ``models``
+list for one model's policy (fleet status, rollout) use ``model_expectations``. Works with either
+client (``tfserving_rest.RestClient`` or ``tfserving_grpc.GrpcClient``): both offer
+``model_status(name)`` and ``label_version(name, label)`` and raise ``TFServingError``.
 
 What TF Serving does that this logic accounts for (``docs/tfserving-behaviour.md``):
 - status answers 200 / OK in every state, so only the listed state counts;
@@ -33,6 +34,21 @@ OK, PENDING, FAILED = "ok", "pending", "failed"
 # ServerCore resolves a label to a version and then asks for that exact servable; when the version
 # is not AVAILABLE the answer is NOT_FOUND "Servable not found for request: Specific(NAME, VERSION)".
 _SPECIFIC = re.compile(r"Specific\((?P<name>.*), (?P<version>-?\d+)\)")
+
+
+def model_expectations(name, policy, versions, labels, newest=None):
+    """The ``models`` entries of tfserving_model_status for one model: each version of a ``specific``
+    policy, else every version the server loads (and ``newest`` when given), then each label at its
+    version."""
+    out = []
+    if policy == "specific":
+        out += [{"name": name, "version": v} for v in sorted(versions)]
+    else:
+        out.append({"name": name, "all_versions": True})
+        if newest is not None:
+            out.append({"name": name, "version": newest})
+    out += [{"name": name, "label": k, "version": v} for k, v in sorted(labels.items())]
+    return out
 
 
 class Expectation:

@@ -391,7 +391,9 @@ def check_variables(data, block):
         )
         assert result["ok"], f"{where(block)}: {result['error']}"
     if "tfserving_rollout_models" in data:
-        from ansible_collections.tfserving.fleet.plugins.filter.tfserving_rollout import validate as rollout_validate
+        from ansible_collections.tfserving.fleet.plugins.filter.tfserving_rollout_targets import (
+            validate as rollout_validate,
+        )
 
         assert rollout_validate(data["tfserving_rollout_models"]) == [], where(block)
 

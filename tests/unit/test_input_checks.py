@@ -86,8 +86,8 @@ SETTINGS = dict(tfserving_inventory.SETTINGS_DEFAULTS)
     ],
 )
 def test_base_paths_are_mapped_through_the_containers_mounts(base, host, target):
-    mounts = tfserving_inventory._mounts(MOUNTS_INSTANCE, SETTINGS)
-    assert tfserving_inventory._host_path(base, mounts) == (host, target)
+    mounts = tfserving_inventory.container_mounts(MOUNTS_INSTANCE, SETTINGS)
+    assert tfserving_inventory.host_path_of(base, mounts) == (host, target)
 
 
 def _listings(instances):

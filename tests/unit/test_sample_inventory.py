@@ -10,7 +10,8 @@
 - The OS groups' Docker pins suit EL, and the runtime plan of each GPU host is possible (the version
   matrix choices: nvidia-docker2 on CentOS 7, the toolkit on EL8/9) for a driver its GPUs can run.
 - Each host's models.config is rendered by the serving role's filters (tfserving_validate,
-  tfserving_plan, tfserving_models_config) and parsed with TF Serving's ModelServerConfig schema.
+  tfserving_plan, tfserving_models_config) and parsed back by the collection's one models.config parser
+  (module_utils/tfserving_models_config, itself checked against TF Serving's ModelServerConfig schema).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ansible_collections.tfserving.fleet.plugins.filter.nvidia_runtime import nv
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_config import render_models_config
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_plan import plan as tfserving_plan
 from ansible_collections.tfserving.fleet.plugins.filter.tfserving_validate import validate
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import parse_config_text
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_models_config as models_config
 from conftest import ROOT
 from jinja2.nativetypes import NativeEnvironment
 
@@ -341,14 +342,14 @@ def test_models_config_renders_for_every_instance_of_every_host(inventory, templ
             if item["state"] != "present":
                 continue
             text = render_models_config(item)
-            config = parse_config_text(text)
-            models = config.model_config_list.config
+            models = models_config.parse(text)
+            assert models_config.validate(models) == [], (host, inst["name"])
             assert [m.name for m in models] == sorted(m["name"] for m in inst["models"])
             for model in models:
                 assert model.model_platform == "tensorflow"
                 assert model.base_path.startswith("/")
-                served = set(model.model_version_policy.specific.versions)
-                if model.model_version_policy.WhichOneof("policy_choice") == "specific":
+                served = set(model.versions)
+                if model.policy == "specific":
                     assert set(model.version_labels.values()) <= served, (host, model.name)
             container = item["container"]
             if inst.get("gpus"):

@@ -1128,3 +1128,8 @@ def test_ports_given_as_strings_are_numbers():
     assert tf2["rest_port"] == 9501 and tf2["container"]["published_ports"][1] == "0.0.0.0:9501:8501"
     inst[1]["rest_port"] = "8501"
     assert "field 'rest_port'" in the_error(inst)
+    # The same rule as the firewalld ports (tfserving_inventory.as_port): digits with spaces around them.
+    inst[1]["rest_port"] = " 9501 "
+    assert errors_of(inst) == [] and planned(inst)[1]["rest_port"] == 9501
+    inst[1]["rest_port"] = "95 01"
+    assert "field 'rest_port'" in the_error(inst)

@@ -98,6 +98,9 @@ def test_targets_follow_the_role_plan_for_images_and_gpus():
         fleet_drift.targets({"name": "main"})
     with pytest.raises(AnsibleFilterError, match="gpus"):
         fleet_drift.targets([{"name": "a", "gpus": {"x": 1}}])
+    # The role's reading of gpus (tfserving_inventory.gpu_set): a device is an index or a GPU UUID.
+    with pytest.raises(AnsibleFilterError, match="gpus \\['nvidia0'\\]"):
+        fleet_drift.targets([{"name": "a", "gpus": ["nvidia0"]}])
 
 
 @pytest.mark.parametrize(("ref", "found"), [

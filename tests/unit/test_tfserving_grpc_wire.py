@@ -14,7 +14,6 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc imp
     GrpcClient,
     config_to_text,
     messages,
-    parse_config_text,
 )
 from google.protobuf import descriptor_pb2, text_format
 from tensorflow_serving.apis import (
@@ -80,6 +79,13 @@ model_config_list {
   }
 }
 """
+
+
+def _parse_with_our_schema(text):
+    """models.config text as a ModelServerConfig of this module's schema, read by protobuf's own text
+    parser: what is compared with TF Serving's classes is the schema alone."""
+    msgs = messages()
+    return text_format.Parse(text, msgs.ModelServerConfig(), descriptor_pool=msgs.pool)
 
 
 def _real_messages():
@@ -153,7 +159,7 @@ def test_enums_match_tf_serving():
 
 
 def test_models_config_text_encodes_to_the_same_bytes():
-    mine = parse_config_text(RICH_CONFIG)
+    mine = _parse_with_our_schema(RICH_CONFIG)
     theirs = text_format.Parse(RICH_CONFIG, model_server_config_pb2.ModelServerConfig())
     assert mine.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
     back = model_server_config_pb2.ModelServerConfig.FromString(mine.SerializeToString())
@@ -165,7 +171,7 @@ def test_the_testdata_config_parses_the_same(tmp_path):
     from conftest import TESTDATA
 
     text = (TESTDATA / "tfserving" / "good_model_config.txt").read_text()
-    mine = parse_config_text(text)
+    mine = _parse_with_our_schema(text)
     theirs = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     assert mine.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
 
@@ -242,7 +248,7 @@ def test_client_talks_to_tf_servings_own_generated_servicers():
             {"version": 7, "state": "AVAILABLE", "error_code": "OK", "error_message": ""}
         ]
         assert client.label_version("m", "stable") == 42
-        client.reload_config(parse_config_text(RICH_CONFIG), timeout=5)
+        client.reload_config(_parse_with_our_schema(RICH_CONFIG), timeout=5)
     finally:
         client.close()
         server.stop(None)

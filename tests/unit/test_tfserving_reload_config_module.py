@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import TFServingError
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient, parse_config_text
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient, messages
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_reload_config as module
 from tfserving_grpc_fake import FakeModelServer
 from tfserving_http_fake import free_port, run_module
@@ -105,12 +105,11 @@ def test_label_on_a_new_version_moves_in_two_reloads(server, capsys):
     with pytest.raises(TFServingError, match="Request to assign label to version 124"):
         client = GrpcClient("127.0.0.1", server.port)
         try:
-            config = parse_config_text(
-                'model_config_list { config { name: "half_plus_two" base_path: "/models/half_plus_two" '
-                'model_platform: "tensorflow" '
-                "model_version_policy { specific { versions: 123 versions: 124 } } "
-                'version_labels { key: "canary" value: 124 } } }'
-            )
+            config = messages().ModelServerConfig()
+            model = config.model_config_list.config.add(
+                name="half_plus_two", base_path="/models/half_plus_two", model_platform="tensorflow")
+            model.model_version_policy.specific.versions.extend([123, 124])
+            model.version_labels["canary"] = 124
             client.reload_config(config, timeout=5)
         finally:
             client.close()

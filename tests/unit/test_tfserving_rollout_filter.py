@@ -1,5 +1,6 @@
-"""plugins/filter/tfserving_rollout.py: models.config parsing, rollout validation, targets, the plan of
-each step, and the summaries.
+"""The rollout's filters: models.config parsing (tfserving_config.py), rollout validation and targets
+(tfserving_rollout_targets.py), the plan of each step (tfserving_rollout.py), and the summaries
+(tfserving_rollout_report.py).
 
 The configs parsed are the ones role tfserving renders (filter tfserving_models_config) and TF
 Serving's own test config, cross-checked with TF Serving's ModelServerConfig schema. Listings come
@@ -15,6 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_config, tfserving_plan, tfserving_tasks
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout as flt
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout_report as report
+from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout_targets as tgt
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import text_format
@@ -78,7 +80,7 @@ def source(tmp_path):
 
 def make_plan(instances, rollouts, host_dir, source_listing=None, configs=None, statuses=None, staging=True,
               host_listing=None):
-    targets = flt.targets(rollouts, instances, model_root=str(host_dir.parent.parent))
+    targets = tgt.targets(rollouts, instances, model_root=str(host_dir.parent.parent))
     configs = configs if configs is not None else rendered(instances, {})
     host = host_listing if host_listing is not None else tmv.inspect(str(host_dir))
     return flt.plan(
@@ -96,7 +98,7 @@ def test_parser_reads_what_the_role_renders():
     instances[0]["models"].append({"name": "every", "version_policy": "all"})
     instances[0]["models"].append({"name": "two", "version_policy": "latest", "num_versions": 2})
     configs = rendered(instances, {"main/every": [1, 2], "main/two": [1, 2, 3]})
-    parsed = flt.parse_models_config(configs["main"])
+    parsed = tfserving_config.parse_models_config(configs["main"])
     assert parsed["half_plus_two"] == {
         "name": "half_plus_two", "base_path": "/models/half_plus_two", "platform": "tensorflow",
         "policy": "specific", "versions": [123, 124], "num_versions": None,
@@ -115,7 +117,7 @@ def test_parser_reads_what_the_role_renders():
 
 def test_parser_reads_tf_servings_own_test_config_with_colons_and_commas():
     text = (TF / "good_model_config.txt").read_text()
-    parsed = flt.parse_models_config(text)
+    parsed = tfserving_config.parse_models_config(text)
     message = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     assert list(parsed) == [c.name for c in message.model_config_list.config] == ["half_plus_two", "half_plus_three"]
     assert parsed["half_plus_three"]["base_path"] == "${TEST_HALF_PLUS_THREE_DIR}"
@@ -127,24 +129,24 @@ def test_parser_handles_comments_escapes_angle_brackets_and_lists():
         '# header\nmodel_config_list < config { name: "a\\"b" base_path: \'/m\' # trailing\n'
         "model_version_policy { specific { versions: [3, 1] } } version_labels { key: 'x' value: 3 } } >\n"
     )
-    assert flt.parse_models_config(text) == {
+    assert tfserving_config.parse_models_config(text) == {
         'a"b': {"name": 'a"b', "base_path": "/m", "platform": None, "policy": "specific", "versions": [1, 3],
                 "num_versions": None, "labels": {"x": 3}}}
-    assert flt.parse_models_config("") == {} and flt.parse_models_config(None) == {}
+    assert tfserving_config.parse_models_config("") == {} and tfserving_config.parse_models_config(None) == {}
 
 
 @pytest.mark.parametrize("text", ["model_config_list { config { name: ", "model_config_list { config {} ",
                                   "model_config_list { } }", "= 3"])
 def test_parser_refuses_malformed_text(text):
     with pytest.raises(AnsibleFilterError, match=r"models\.config"):
-        flt.parse_models_config(text)
+        tfserving_config.parse_models_config(text)
 
 
 # -- validation of the rollout description ---------------------------------------------------------------
 def test_a_complete_entry_is_valid():
-    assert flt.validate([{"model": "m", "version": 7, "instance": "main", "source": "/x", "labels": ["stable"],
+    assert tgt.validate([{"model": "m", "version": 7, "instance": "main", "source": "/x", "labels": ["stable"],
                           "keep_previous": "all", "check": CHECK}]) == []
-    assert flt.validate([{"model": "m", "version": "8", "labels": "all", "versions": [7, 8]}]) == []
+    assert tgt.validate([{"model": "m", "version": "8", "labels": "all", "versions": [7, 8]}]) == []
 
 
 @pytest.mark.parametrize(
@@ -178,7 +180,7 @@ def test_a_complete_entry_is_valid():
     ],
 )
 def test_each_problem_of_a_rollout_is_named(rollouts, message):
-    problems = flt.validate(rollouts)
+    problems = tgt.validate(rollouts)
     assert any(message in p for p in problems), problems
 
 
@@ -186,29 +188,29 @@ def test_each_problem_of_a_rollout_is_named(rollouts, message):
 def test_targets_are_the_instances_serving_the_model():
     instances = inventory()
     instances[1]["models"].append({"name": "half_plus_two", "source": "/srv/exports/tf2-hp2"})
-    out = flt.targets([{"model": "half_plus_two", "version": 125, "labels": ["stable"]}], instances,
+    out = tgt.targets([{"model": "half_plus_two", "version": 125, "labels": ["stable"]}], instances,
                       model_root="/srv/m/", config_root="/etc/t", bind_address="0.0.0.0")
     assert [(t["key"], t["source"], t["check_address"], t["rest_url"]) for t in out] == [
         ("main/half_plus_two", "/srv/exports/hp2", "127.0.0.1", "http://127.0.0.1:8501"),
         ("tf2/half_plus_two", "/srv/exports/tf2-hp2", "10.1.2.3", "http://10.1.2.3:9501"),
     ]
     assert out[0]["host_dir"] == "/srv/m/main/half_plus_two" and out[0]["config_path"] == "/etc/t/main/models.config"
-    only = flt.targets([{"model": "half_plus_two", "version": 125, "instance": "tf2", "source": "/new"}], instances)
+    only = tgt.targets([{"model": "half_plus_two", "version": 125, "instance": "tf2", "source": "/new"}], instances)
     assert [(t["key"], t["source"]) for t in only] == [("tf2/half_plus_two", "/new")]
 
 
 def test_targets_skip_hosts_without_the_model_and_refuse_a_wrong_instance():
-    assert flt.targets([{"model": "elsewhere", "version": 1}], inventory()) == []
-    assert flt.targets([{"model": "half_plus_two", "version": 1, "instance": "other-host-instance"}],
+    assert tgt.targets([{"model": "elsewhere", "version": 1}], inventory()) == []
+    assert tgt.targets([{"model": "half_plus_two", "version": 1, "instance": "other-host-instance"}],
                        inventory()) == []
     with pytest.raises(AnsibleFilterError, match="instance tf2 does not serve model half_plus_two"):
-        flt.targets([{"model": "half_plus_two", "version": 1, "instance": "tf2"}], inventory())
+        tgt.targets([{"model": "half_plus_two", "version": 1, "instance": "tf2"}], inventory())
     with pytest.raises(AnsibleFilterError, match="invalid rollout"):
-        flt.targets([{"model": "half_plus_two"}], inventory())
+        tgt.targets([{"model": "half_plus_two"}], inventory())
 
 
 def test_ipv6_check_addresses_are_bracketed_in_urls():
-    out = flt.targets([{"model": "m", "version": 1}], [{"name": "a", "models": [{"name": "m"}]}], bind_address="::")
+    out = tgt.targets([{"model": "m", "version": 1}], [{"name": "a", "models": [{"name": "m"}]}], bind_address="::")
     assert out[0]["check_address"] == "::1" and out[0]["rest_url"] == "http://[::1]:8501"
     assert out[0]["source"] is None
 
@@ -396,7 +398,7 @@ def test_a_model_name_too_long_for_the_check_model_is_refused(tmp_path, source):
 
 def test_previous_checks_and_snapshot():
     instances = inventory()
-    targets = flt.targets([{"model": "half_plus_two", "version": 125}, {"model": "half_plus_two_tf2", "version": 2}],
+    targets = tgt.targets([{"model": "half_plus_two", "version": 125}, {"model": "half_plus_two_tf2", "version": 2}],
                           instances)
     configs = rendered(instances, {})
     checks = flt.previous_checks(targets, {"main": configs["main"], "tf2": None})
@@ -496,8 +498,10 @@ def test_plan_does_not_modify_its_inputs(host_dir, source):
 
 
 def test_filters_are_registered():
-    names = set(flt.FilterModule().filters()) | set(report.FilterModule().filters())
-    assert {"tfserving_models_config_parse", "tfserving_rollout_validate", "tfserving_rollout_targets",
+    names = (set(flt.FilterModule().filters()) | set(tgt.FilterModule().filters())
+             | set(report.FilterModule().filters()))
+    assert "tfserving_models_config_parse" in tfserving_config.FilterModule().filters()
+    assert {"tfserving_rollout_validate", "tfserving_rollout_targets",
             "tfserving_rollout_plan", "tfserving_rollout_previous_checks", "tfserving_rollout_snapshot",
             "tfserving_rollout_outcomes", "tfserving_rollout_summary", "tfserving_rollout_verdict",
             "tfserving_rollout_markdown",
@@ -510,11 +514,11 @@ def test_filters_are_registered():
 def test_first_predict_budget_comes_from_the_entry_or_the_inventory_model(host_dir, source):
     instances = inventory(str(source), first_predict_budget_ms=250)
     entry = {"model": "half_plus_two", "version": 125, "check": CHECK}
-    (target,) = flt.targets([entry], instances)
+    (target,) = tgt.targets([entry], instances)
     assert target["first_predict_budget_ms"] == 250
-    (target,) = flt.targets([{**entry, "first_predict_budget_ms": 900}], instances)
+    (target,) = tgt.targets([{**entry, "first_predict_budget_ms": 900}], instances)
     assert target["first_predict_budget_ms"] == 900
-    (target,) = flt.targets([entry], inventory(str(source)))
+    (target,) = tgt.targets([entry], inventory(str(source)))
     assert target["first_predict_budget_ms"] is None
     # The plan hands it to the tasks with each target.
     plan = make_plan(instances, [entry], host_dir)
@@ -524,6 +528,6 @@ def test_first_predict_budget_comes_from_the_entry_or_the_inventory_model(host_d
 def test_an_inventory_budget_without_a_check_is_refused_except_for_rollbacks(source):
     instances = inventory(str(source), first_predict_budget_ms=250)
     with pytest.raises(AnsibleFilterError, match="has first_predict_budget_ms 250 in the inventory, expected a check"):
-        flt.targets([{"model": "half_plus_two", "version": 125}], instances)
-    (target,) = flt.targets([{"model": "half_plus_two", "version": 124, "on_host_only": True}], instances)
+        tgt.targets([{"model": "half_plus_two", "version": 125}], instances)
+    (target,) = tgt.targets([{"model": "half_plus_two", "version": 124, "on_host_only": True}], instances)
     assert target["first_predict_budget_ms"] is None
