@@ -1,7 +1,7 @@
 """Hardened defaults, checked on what the roles and modules really produce (issue #10).
 
 - The serving container: the parameters the tfserving role hands to community.docker.docker_container,
-  rendered by Ansible's own templating from roles/tfserving/tasks/container.yml with the role's
+  rendered by Ansible's own templating from roles/tfserving/tasks/container-instance.yml with the role's
   defaults and vars and a plan from the role's filter. Never privileged, no host network, PID, IPC or
   user namespace, no added capability or device, every mount read-only, ports published on the
   configured address, log size bounded. (molecule/faults checks the same on `docker inspect` of the
@@ -41,7 +41,7 @@ ROLES = ROOT / "roles"
 # ---------------------------------------------------------------------------------------------
 # The serving container, as the role creates it
 
-CONTAINER_TASK = ROLES / "tfserving" / "tasks" / "container.yml"
+CONTAINER_TASK = ROLES / "tfserving" / "tasks" / "container-instance.yml"
 # Every docker_container parameter the role may set. Anything else (network_mode, pid_mode,
 # ipc_mode, userns_mode, capabilities, devices, volumes, volumes_from, cgroupns_mode, sysctls, ...)
 # is a widening of the container's privileges that must not slip in unnoticed.
