@@ -1,11 +1,14 @@
 # Copyright: the tfserving-ansible authors
 # Apache License 2.0
 """Glue filters for the tfserving role's tasks: loop lists in (tfserving_model_refs), registered
-loop results out (tfserving_collect_listings, tfserving_collect_dirs), what to verify
-(tfserving_expectations) and what to clean up (tfserving_cleanup_items, tfserving_unloaded).
+loop results out (tfserving_collect_listings, tfserving_collect_dirs, tfserving_current_configs),
+what to verify (tfserving_expectations) and what to clean up (tfserving_cleanup_items,
+tfserving_unloaded).
 """
 
 from __future__ import annotations
+
+import base64
 
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
     NAME_RE,
@@ -133,6 +136,16 @@ def cleanup_items(plan_):
     return {"models": models, "versions": versions}
 
 
+def current_configs(slurp_results=None):
+    """{instance name: its models.config text} from the role's slurp loop over the present instances;
+    an instance without the file (not deployed yet) is left out."""
+    return {
+        result["item"]["name"]: base64.b64decode(result["content"]).decode("utf-8")
+        for result in slurp_results or []
+        if result.get("content") is not None
+    }
+
+
 def unloaded(status, versions=None):
     """True when none of ``versions`` (ints) is loading or serving in a REST status answer."""
     if not isinstance(status, dict) or status.get("status") == 404:
@@ -155,6 +168,7 @@ class FilterModule:
             "tfserving_model_refs": model_refs,
             "tfserving_collect_listings": collect_listings,
             "tfserving_collect_dirs": collect_dirs,
+            "tfserving_current_configs": current_configs,
             "tfserving_expectations": expectations,
             "tfserving_cleanup_items": cleanup_items,
             "tfserving_unloaded": unloaded,

@@ -7,6 +7,7 @@ Every rendered models.config is parsed with TF Serving's own ModelServerConfig s
 
 from __future__ import annotations
 
+import base64
 import copy
 
 import pytest
@@ -930,6 +931,16 @@ def test_collect_dirs_from_a_registered_find_loop():
         ]
     }
     assert tfserving_tasks.collect_dirs(found) == {"main": [".tfserving-tmp-1", "a"], "tf2": []}
+
+
+def test_current_configs_from_the_slurp_loop_leave_out_instances_without_a_file():
+    text = 'model_config_list {\n  config {\n    name: "m" base_path: "/models/main/m"\n  }\n}\n'
+    results = [
+        {"item": {"name": "main"}, "content": base64.b64encode(text.encode()).decode(), "encoding": "base64"},
+        {"item": {"name": "new"}, "failed": True, "msg": "file not found: /etc/tfserving/new/models.config"},
+    ]
+    assert tfserving_tasks.current_configs(results) == {"main": text}
+    assert tfserving_tasks.current_configs(None) == {}
 
 
 def test_collect_dirs_from_the_listing_module(tmp_path):
