@@ -2,13 +2,14 @@
 # Apache License 2.0
 """Glue filters for the tfserving role's tasks: loop lists in (tfserving_model_refs), registered
 loop results out (tfserving_collect_listings, tfserving_collect_dirs, tfserving_current_configs),
-what to verify (tfserving_expectations) and what to clean up (tfserving_cleanup_items,
-tfserving_unloaded).
+what to verify (tfserving_expectations), what to clean up (tfserving_cleanup_items,
+tfserving_unloaded) and which config writes to apply over gRPC at once (tfserving_grpc_reloads).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_inventory import (
     NAME_RE,
@@ -160,6 +161,52 @@ def unloaded(status, versions=None):
     return True
 
 
+def _fs_poll_seconds(instance):
+    for arg in instance.get("args") or []:
+        if arg.startswith("--file_system_poll_wait_seconds="):
+            return int(arg.split("=", 1)[1])
+    return 1  # TF Serving's default
+
+
+def _loopback(address):
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def grpc_reloads(writes, running=None, host_address="", local=False):
+    """The models.config writes of a registered template loop to send over gRPC at once.
+
+    ``writes`` are the loop's results (each ``item`` is a planned instance, or a label step with
+    the instance under ``instance``); only changed ones count. Returns [{name, instance, address,
+    grpc_port}] for the control node to call, and leaves the others to TF Serving's config poll:
+    - a container that does not run now (created later in this run, it reads the file at start);
+    - --file_system_poll_wait_seconds <= 0: a reload that adds a model waits for a base path poll
+      that never comes, and holds the server's config lock while it waits;
+    - a port the control node cannot address: bound to a wildcard, the server is reached at
+      ``host_address`` (the host's address as Ansible knows it); bound to one address, at that
+      address; a loopback address other than the control node's own (``local``) would reach a
+      different server.
+    """
+    out = []
+    for result in writes or []:
+        if not result.get("changed") or result.get("skipped"):
+            continue
+        item = result.get(result.get("ansible_loop_var") or "item") or {}
+        inst = item.get("instance", item)
+        if inst.get("name") not in (running or []) or _fs_poll_seconds(inst) <= 0:
+            continue
+        bind, check = str(inst.get("bind_address", "")), str(inst.get("check_address", ""))
+        address = check if bind == check else str(host_address or "")
+        if not address or (_loopback(address) and not local):
+            continue
+        out.append({"name": inst["name"], "instance": inst, "address": address, "grpc_port": inst["grpc_port"]})
+    return out
+
+
 class FilterModule:
     """Glue filters for the tfserving role's tasks: loop lists in (tfserving_model_refs), registered."""
 
@@ -172,4 +219,5 @@ class FilterModule:
             "tfserving_expectations": expectations,
             "tfserving_cleanup_items": cleanup_items,
             "tfserving_unloaded": unloaded,
+            "tfserving_grpc_reloads": grpc_reloads,
         }

@@ -323,6 +323,24 @@ def config_to_text(config):
     return text_format.MessageToString(config)
 
 
+def config_message(entries):
+    """The ModelServerConfig message of tfserving_models_config.ModelEntry items, in their order."""
+    config = messages().ModelServerConfig()
+    for entry in entries:
+        message = config.model_config_list.config.add(
+            name=entry.name, base_path=entry.base_path, model_platform=entry.model_platform or ""
+        )
+        if entry.policy == "all":
+            message.model_version_policy.all.SetInParent()
+        elif entry.policy == "specific":
+            message.model_version_policy.specific.versions.extend(entry.versions)
+        elif entry.model_version_policy["latest"].get("num_versions") is not None:
+            message.model_version_policy.latest.num_versions = entry.model_version_policy["latest"]["num_versions"]
+        for label, version in entry.version_labels.items():
+            message.version_labels[label] = version
+    return config
+
+
 # --- the client --------------------------------------------------------------------------------
 _KINDS = {
     "UNAVAILABLE": UNREACHABLE,

@@ -394,6 +394,15 @@ def render(entries, instance):
     return "\n".join(lines) + "\n"
 
 
+def describe_policy(entry):
+    """The versions an entry serves, in words: 'the latest version', 'all versions', 'specific [1, 2]'."""
+    if entry.policy == "all":
+        return "all versions"
+    if entry.policy == "specific":
+        return f"specific {entry.versions}"
+    return f"the latest {entry.num_versions}" if entry.num_versions > 1 else "the latest version"
+
+
 def labels_of(entries):
     """{model: {label: version}}."""
     return {entry.name: dict(entry.version_labels) for entry in entries}

@@ -3,10 +3,11 @@
 """Wait until the model versions a caller expects are AVAILABLE, the way TF Serving reports them.
 
 Used by tfserving_model_status (its whole job) and tfserving_reload_config (to wait for the
-versions a label is about to point at); the filters that build tfserving_model_status's ``models``
-list for one model's policy (fleet status, rollout) use ``model_expectations``. Works with either
-client (``tfserving_rest.RestClient`` or ``tfserving_grpc.GrpcClient``): both offer
-``model_status(name)`` and ``label_version(name, label)`` and raise ``TFServingError``.
+versions a label is about to point at, and to compare what a server serves with a wanted config);
+the filters that build tfserving_model_status's ``models`` list for one model's policy (fleet status,
+rollout) use ``model_expectations``. Works with either client (``tfserving_rest.RestClient`` or
+``tfserving_grpc.GrpcClient``): both offer ``model_status(name)`` and ``label_version(name, label)``
+and raise ``TFServingError``.
 
 What TF Serving does that this logic accounts for (``docs/tfserving-behaviour.md``):
 - status answers 200 / OK in every state, so only the listed state counts;
@@ -28,6 +29,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common i
     is_failed,
     is_retired,
 )
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_config import describe_policy
 
 OK, PENDING, FAILED = "ok", "pending", "failed"
 
@@ -243,3 +245,103 @@ def wait_for(client, expectations, backoff):
             return OK, seen
         if not backoff.wait():
             return PENDING, seen
+
+
+# -- what a server serves, against a wanted config (tfserving_reload_config) ---------------------
+SERVING_STATES = ("START", "LOADING", "AVAILABLE")
+
+
+def serving(statuses):
+    """Versions being loaded or served."""
+    return sorted(s["version"] for s in statuses or [] if s["state"] in SERVING_STATES)
+
+
+def available(statuses):
+    return {s["version"] for s in statuses or [] if s["state"] == "AVAILABLE"}
+
+
+def observe(client, entries, absent):
+    """Per model name: {'statuses': [...] or None when unknown, 'labels': {label: version or None}}.
+
+    ``entries`` are tfserving_models_config.ModelEntry items; ``absent`` names models that must
+    not be served (TF Serving cannot list its models, so only named ones are asked about).
+    """
+    observed = {}
+    wanted = {entry.name: entry for entry in entries}
+    for name in list(wanted) + [n for n in absent if n not in wanted]:
+        try:
+            statuses = client.model_status(name)
+        except TFServingError as err:
+            if err.kind != NOT_FOUND:
+                raise
+            statuses = None
+        labels = {}
+        entry = wanted.get(name)
+        if entry is not None and statuses is not None:
+            for label in sorted(entry.version_labels):
+                labels[label] = resolve_label(client, Expectation(name, label=label))[0]
+        observed[name] = {"statuses": statuses, "labels": labels}
+    return observed
+
+
+def differences(entries, observed, absent):
+    """[{model, change: add|versions|labels|remove, detail}] between the server and the entries."""
+    found = []
+    for entry in entries:
+        seen = observed[entry.name]
+        live = serving(seen["statuses"])
+        if not live:
+            listed = describe_versions(seen["statuses"]) if seen["statuses"] is not None else "unknown model"
+            found.append({"model": entry.name, "change": "add",
+                          "detail": f"not served ({listed}); wanted from {entry.base_path}"})
+            continue
+        wrong_specific = entry.policy == "specific" and live != entry.versions
+        if wrong_specific or (entry.policy == "latest" and len(live) > entry.num_versions):
+            found.append({"model": entry.name, "change": "versions",
+                          "detail": f"serves {live}, wants {describe_policy(entry)}"})
+        for label, version in sorted(entry.version_labels.items()):
+            current = seen["labels"].get(label)
+            if current != version:
+                where = "nothing" if current is None else f"version {current}"
+                found.append({"model": entry.name, "change": "labels",
+                              "detail": f"label {label} points at {where}, wants version {version}"})
+    wanted = {entry.name for entry in entries}
+    for name in absent:
+        live = serving(observed[name]["statuses"]) if name not in wanted else []
+        if live:
+            found.append({"model": name, "change": "remove", "detail": f"serves {live}, wanted absent"})
+    return found
+
+
+def _labels_line(labels):
+    pairs = ", ".join(f"{k}: {'none' if v is None else v}" for k, v in sorted(labels.items()))
+    return f"  labels: {{{pairs}}}"
+
+
+def summary_before(observed):
+    """Diff-mode text of what the server serves."""
+    lines = []
+    for name in sorted(observed):
+        seen = observed[name]
+        if seen["statuses"] is None:
+            lines.append(f"{name}: not known to the server")
+            continue
+        lines += [f"{name}:", f"  serving: {serving(seen['statuses'])}"]
+        if seen["labels"]:
+            lines.append(_labels_line(seen["labels"]))
+    return "\n".join(lines) + "\n"
+
+
+def summary_after(entries, absent):
+    """Diff-mode text of what the wanted config asks for."""
+    lines = []
+    wanted = {entry.name: entry for entry in entries}
+    for name in sorted(set(wanted) | set(absent)):
+        entry = wanted.get(name)
+        if entry is None:
+            lines.append(f"{name}: not known to the server")
+            continue
+        lines += [f"{name}:", f"  serving: {describe_policy(entry)}"]
+        if entry.version_labels:
+            lines.append(_labels_line(entry.version_labels))
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,8 @@ description:
     AVAILABLE, the full config.
   - Reports C(changed) only when it sent a reload. In check mode it reports the differences and
     sends nothing.
+  - A reload replaces the server's whole model list, so the wanted config must list every model the
+    server keeps; give the whole models.config (O(config_file) or O(config_text)).
   - Needs C(grpcio) and C(protobuf) on the host it runs on, never TensorFlow.
 version_added: "0.1.0"
 author:
@@ -107,6 +109,17 @@ options:
     description: Upper bound of the delay between status checks.
     type: float
     default: 10
+  when_unreachable:
+    description:
+      - What to do when the server cannot be reached over gRPC (connection refused or reset, name not
+        resolved, or no answer to the first status request within O(request_timeout)).
+      - V(fail) fails. V(skip) returns unchanged with RV(reached=false), for a caller that has written
+        the same config to the server's models.config and lets TF Serving's config poll apply it.
+      - A refusal by the server (an invalid config, a label on a version that is not AVAILABLE) and a
+        reload the server does not answer within its deadline fail in both cases.
+    type: str
+    choices: [fail, skip]
+    default: fail
 attributes:
   check_mode:
     support: full
@@ -145,6 +158,13 @@ EXAMPLES = r"""
   tfserving.fleet.tfserving_reload_config:
     config_file: /srv/tfserving/main/models.config
     grpc_port: 8500
+
+- name: The server applies the file just written now, or at its next config poll when it is not up
+  tfserving.fleet.tfserving_reload_config:
+    config_file: /srv/tfserving/main/models.config
+    grpc_port: 8500
+    request_timeout: 3
+    when_unreachable: skip
 """
 
 RETURN = r"""
@@ -164,6 +184,10 @@ differences:
       description: What the server serves and what is wanted.
       type: str
   sample: [{model: half_plus_two_tf2, change: add, detail: "not served; wanted from /models/tf2"}]
+reached:
+  description: Whether the server answered over gRPC. False only with O(when_unreachable=skip).
+  returned: always
+  type: bool
 reloads:
   description: Reload requests sent (0, 1, or 2 when a label had to wait for its version).
   returned: always
@@ -186,11 +210,9 @@ observed:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import (
     GRPC_CONNECTION_SPEC,
-    NOT_FOUND,
     UNREACHABLE,
     Backoff,
     TFServingError,
-    describe_versions,
 )
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
     GRPC_IMPORT_ERROR,
@@ -209,11 +231,14 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_models_c
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_status import (
     OK,
     Expectation,
-    resolve_label,
+    available,
+    differences,
+    observe,
+    serving,
+    summary_after,
+    summary_before,
     wait_for,
 )
-
-SERVING_STATES = ("START", "LOADING", "AVAILABLE")
 
 
 # -- the wanted config --------------------------------------------------------------------------------
@@ -249,40 +274,6 @@ def build_entries(params):
     return entries
 
 
-def to_message(entries, msgs):
-    """The ModelServerConfig protobuf message that gRPC sends."""
-    config = msgs.ModelServerConfig()
-    for entry in entries:
-        message = config.model_config_list.config.add(name=entry.name, base_path=entry.base_path,
-                                                      model_platform=entry.model_platform or "")
-        if entry.policy == "all":
-            message.model_version_policy.all.SetInParent()
-        elif entry.policy == "specific":
-            message.model_version_policy.specific.versions.extend(entry.versions)
-        elif entry.model_version_policy["latest"].get("num_versions") is not None:
-            message.model_version_policy.latest.num_versions = entry.model_version_policy["latest"]["num_versions"]
-        for label, version in entry.version_labels.items():
-            message.version_labels[label] = version
-    return config
-
-
-def wanted_policy(entry):
-    """('latest', n) | ('all',) | ('specific', [versions]) for one ModelEntry."""
-    if entry.policy == "all":
-        return ("all",)
-    if entry.policy == "specific":
-        return ("specific", entry.versions)
-    return ("latest", entry.num_versions)
-
-
-def describe_policy(policy):
-    if policy[0] == "latest":
-        return f"the latest {policy[1]}" if policy[1] > 1 else "the latest version"
-    if policy[0] == "all":
-        return "all versions"
-    return "specific " + str(policy[1])
-
-
 def problems_of(entries, structured):
     """What TF Serving would reject, and what it would accept but regret, before anything is sent."""
     problems = []
@@ -298,97 +289,17 @@ def problems_of(entries, structured):
     return problems
 
 
-# -- what the server serves ----------------------------------------------------------------------------
-def observe(client, config, absent):
-    """Per model name: {'statuses': [...] or None when unknown, 'labels': {label: version or None}}."""
-    observed = {}
-    wanted = {entry.name: entry for entry in config}
-    for name in list(wanted) + [n for n in absent if n not in wanted]:
-        try:
-            statuses = client.model_status(name)
-        except TFServingError as err:
-            if err.kind != NOT_FOUND:
-                raise
-            statuses = None
-        labels = {}
-        entry = wanted.get(name)
-        if entry is not None and statuses is not None:
-            for label in sorted(entry.version_labels):
-                version, _unused = resolve_label(client, Expectation(name, label=label))
-                labels[label] = version
-        observed[name] = {"statuses": statuses, "labels": labels}
-    return observed
+def unreachable(err, sent):
+    """Whether an error means the server was not reached, so nothing it answered was a refusal.
 
-
-def serving(statuses):
-    return sorted(s["version"] for s in statuses or [] if s["state"] in SERVING_STATES)
-
-
-def available(statuses):
-    return {s["version"] for s in statuses or [] if s["state"] == "AVAILABLE"}
-
-
-def differences(config, observed, absent):
-    found = []
-    for entry in config:
-        seen = observed[entry.name]
-        live = serving(seen["statuses"])
-        policy = wanted_policy(entry)
-        if not live:
-            listed = describe_versions(seen["statuses"]) if seen["statuses"] is not None else "unknown model"
-            found.append({"model": entry.name, "change": "add",
-                          "detail": f"not served ({listed}); wanted from {entry.base_path}"})
-            continue
-        wrong_specific = policy[0] == "specific" and live != policy[1]
-        if wrong_specific or (policy[0] == "latest" and len(live) > policy[1]):
-            found.append({"model": entry.name, "change": "versions",
-                          "detail": f"serves {live}, wants {describe_policy(policy)}"})
-        for label, version in sorted(entry.version_labels.items()):
-            current = seen["labels"].get(label)
-            if current != version:
-                where = "nothing" if current is None else f"version {current}"
-                found.append({"model": entry.name, "change": "labels",
-                              "detail": f"label {label} points at {where}, wants version {version}"})
-    wanted = {entry.name for entry in config}
-    for name in absent:
-        if name in wanted:
-            continue
-        live = serving(observed[name]["statuses"])
-        if live:
-            found.append({"model": name, "change": "remove", "detail": f"serves {live}, wanted absent"})
-    return found
-
-
-def summary_before(observed):
-    lines = []
-    for name in sorted(observed):
-        seen = observed[name]
-        if seen["statuses"] is None:
-            lines.append(f"{name}: not known to the server")
-            continue
-        lines.append(f"{name}:")
-        lines.append(f"  serving: {serving(seen['statuses'])}")
-        if seen["labels"]:
-            pairs = sorted(seen["labels"].items())
-            labels = ", ".join(f"{k}: {'none' if v is None else v}" for k, v in pairs)
-            lines.append(f"  labels: {{{labels}}}")
-    return "\n".join(lines) + "\n"
-
-
-def summary_after(config, absent):
-    lines = []
-    wanted = {entry.name: entry for entry in config}
-    for name in sorted(set(wanted) | set(absent)):
-        entry = wanted.get(name)
-        if entry is None:
-            lines.append(f"{name}: not known to the server")
-            continue
-        lines.append(f"{name}:")
-        lines.append(f"  serving: {describe_policy(wanted_policy(entry))}")
-        if entry.version_labels:
-            labels = ", ".join(f"{k}: {v}" for k, v in sorted(entry.version_labels.items()))
-            lines.append(f"  labels: {{{labels}}}")
-    return "\n".join(lines) + "\n"
+    Only a failed connection (UNAVAILABLE: refused, reset, no route, name not resolved) or, before
+    any reload was sent, a status request without an answer counts. A refusal (INVALID_ARGUMENT,
+    FAILED_PRECONDITION, ...) is the server's verdict on the config, and a reload without an answer
+    is a server stuck on that config (a base path it cannot find): both are failures.
+    """
+    if err.kind != UNREACHABLE:
+        return False
+    return err.code != "DEADLINE_EXCEEDED" or not sent
 
 
 # -- the module -------------------------------------------------------------------------------------------
@@ -418,6 +329,7 @@ def main():
             delay=dict(type="float", default=1),
             backoff=dict(type="float", default=1.5),
             max_delay=dict(type="float", default=10),
+            when_unreachable=dict(type="str", choices=["fail", "skip"], default="fail"),
         ),
         required_one_of=[("models", "config_text", "config_file")],
         mutually_exclusive=[("config_text", "config_file")],
@@ -432,8 +344,8 @@ def main():
                          exception=PROTOBUF_IMPORT_ERROR)
     from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import (
         GrpcClient,
+        config_message,
         config_to_text,
-        messages,
     )
 
     option_problems = [f"{key} must be > 0, got {p[key]}"
@@ -445,13 +357,13 @@ def main():
     if option_problems:
         module.fail_json(msg="Invalid options: " + "; ".join(option_problems) + ". Fix them in the task.")
 
-    msgs = messages()
     try:
         config = build_entries(p)
     except ValueError as err:
         module.fail_json(msg=f"The wanted config cannot be built: {err}. Nothing was sent to the server.")
     problems = problems_of(config, p["models"])
-    result = dict(changed=False, differences=[], reloads=0, config_text=config_to_text(to_message(config, msgs)))
+    result = dict(changed=False, reached=False, differences=[], reloads=0,
+                  config_text=config_to_text(config_message(config)))
     if problems:
         result["msg"] = (
             "The wanted config would be rejected or would harm the server: " + "; ".join(problems)
@@ -464,8 +376,7 @@ def main():
     client = GrpcClient(p["host"], p["grpc_port"], timeout=p["request_timeout"], tls=p["grpc_tls"],
                         ca_path=p["ca_path"], use_proxy=p["use_proxy"])
     try:
-        run(module, client, config, absent, backoff, result, lambda entries: to_message(entries, msgs),
-            config_to_text)
+        run(module, client, config, absent, backoff, result, config_message, config_to_text)
     finally:
         client.close()
 
@@ -475,9 +386,14 @@ def run(module, client, config, absent, backoff, result, message_of, config_to_t
     try:
         observed = observe(client, config, absent)
     except TFServingError as err:
+        if p["when_unreachable"] == "skip" and unreachable(err, sent=False):
+            result["msg"] = (f"The server was not reached ({err.message}); nothing was sent. TF Serving applies "
+                             "the config file at its next config poll.")
+            module.exit_json(**result)
         result["msg"] = (f"Could not read what the server serves: {err.message}. Expected TF Serving's gRPC "
                          f"port (--port) at {client.target}; nothing was sent.")
         module.fail_json(**result)
+    result["reached"] = True
     result["observed"] = {
         name: {"serving": serving(seen["statuses"]), "labels": seen["labels"],
                "known": seen["statuses"] is not None}
@@ -536,6 +452,10 @@ def send(module, client, message, config, backoff, result, what):
         client.reload_config(message, timeout=deadline)
     except TFServingError as err:
         result["changed"] = result["reloads"] > 0
+        if module.params["when_unreachable"] == "skip" and unreachable(err, sent=True):
+            result["msg"] = (f"The server could not be reached for {what} ({err.message}). TF Serving applies "
+                             "the config file at its next config poll.")
+            module.exit_json(**result)
         if err.code == "DEADLINE_EXCEEDED":
             added = {d["model"] for d in result["differences"] if d["change"] == "add"}
             paths = ", ".join(sorted({e.base_path for e in config

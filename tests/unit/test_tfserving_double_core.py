@@ -334,3 +334,90 @@ def test_server_core_labels_follow_the_availability_rule(tmp_path):
         assert caught.value.code == Code.FAILED_PRECONDITION
     finally:
         server.stop()
+
+
+# -- ReloadConfig and the base path poll (what role tfserving's gRPC reload relies on) -----------------------
+# server_core.cc AddModelsViaModelConfigList(): a reload that is not the first updates the source config,
+# then WaitUntilModelsAvailable(new_models) - only models new to the list are waited for, and their
+# versions come from FileSystemStoragePathSource's poll thread (file_system_storage_path_source.cc
+# SetAspiredVersionsCallback: poll_wait 0 polls once at start-up, < 0 never). All of it under config_mu_.
+
+
+def _reload_in_thread(server, text):
+    outcome = {}
+
+    def run():
+        try:
+            server.reload_config(model_config(text))
+            outcome["done"] = time.monotonic()
+        except TFError as err:  # pragma: no cover - reported through the assertion below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _entry(name, base, extra=""):
+    return f'config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" {extra} }} '
+
+
+def test_reload_adding_a_model_returns_after_the_next_base_path_poll(tmp_path):
+    make_dirs(tmp_path / "a", ["1"])
+    make_dirs(tmp_path / "b", ["1"])
+    server = core.ServerCore(core.CoreOptions(file_system_poll_wait_seconds=2), FakeLoader())
+    try:
+        server.reload_config(model_config("model_config_list { " + _entry("a", tmp_path / "a") + "}"))
+        began = time.monotonic()
+        thread, outcome = _reload_in_thread(
+            server, "model_config_list { " + _entry("a", tmp_path / "a") + _entry("b", tmp_path / "b") + "}"
+        )
+        thread.join(10)
+        assert "error" not in outcome and "done" in outcome
+        # It waited for the poll that found b/1, and returned once b was AVAILABLE.
+        assert server.monitor.get_state("b", 1).state == core.AVAILABLE
+        assert outcome["done"] - began <= 2.5
+    finally:
+        server.stop()
+
+
+def test_reload_changing_versions_of_a_known_model_does_not_wait(tmp_path):
+    make_dirs(tmp_path / "a", ["1", "2"])
+    server = core.ServerCore(core.CoreOptions(file_system_poll_wait_seconds=30), FakeLoader())
+    try:
+        server.reload_config(model_config("model_config_list { " + _entry("a", tmp_path / "a") + "}"))
+        began = time.monotonic()
+        server.reload_config(
+            model_config(
+                "model_config_list { "
+                + _entry("a", tmp_path / "a", "model_version_policy { specific { versions: 1 versions: 2 } }")
+                + "}"
+            )
+        )
+        assert time.monotonic() - began < 1  # no new model: nothing to wait for
+        assert server.monitor.get_state("a", 1) is None  # version 1 waits for the next poll (30 s away)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("poll", [0, -1])
+def test_reload_adding_a_model_blocks_when_base_paths_are_not_polled(tmp_path, poll):
+    make_dirs(tmp_path / "a", ["1"])
+    make_dirs(tmp_path / "b", ["1"])
+    server = core.ServerCore(core.CoreOptions(file_system_poll_wait_seconds=poll), FakeLoader())
+    first = None
+    try:
+        if poll == 0:  # the one-shot poll loads the start-up config
+            server.reload_config(model_config("model_config_list { " + _entry("a", tmp_path / "a") + "}"))
+        else:  # never polled: even the start-up config waits forever
+            first, _ = _reload_in_thread(server, "model_config_list { " + _entry("a", tmp_path / "a") + "}")
+            first.join(1.5)
+            assert first.is_alive()
+            return
+        thread, outcome = _reload_in_thread(
+            server, "model_config_list { " + _entry("a", tmp_path / "a") + _entry("b", tmp_path / "b") + "}"
+        )
+        thread.join(1.5)
+        assert thread.is_alive() and outcome == {}  # no poll will ever list b's versions
+    finally:
+        server.stop()  # releases the waits

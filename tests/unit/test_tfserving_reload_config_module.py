@@ -319,3 +319,79 @@ def test_server_unavailable_during_the_reload(server, capsys):
     assert failed and result["changed"] is False
     assert result["msg"].startswith("The server could not be reached for the reload: ")
     assert "Socket closed" in result["msg"]
+
+
+# -- when_unreachable=skip: only a server that was not reached leaves the config to the file poll ----
+def test_skip_when_the_server_is_not_listening(capsys):
+    # The role's case of a container created in this run, or a closed port: nothing sent, not failed.
+    failed, result = run(capsys, None, models=[HP2], request_timeout=0.5, when_unreachable="skip")
+    assert not failed, result["msg"]
+    assert result["changed"] is False and result["reached"] is False and result["reloads"] == 0
+    assert "nothing was sent" in result["msg"] and "next config poll" in result["msg"]
+
+
+def test_skip_when_the_name_does_not_resolve(capsys):
+    args = {"host": "tfs-no-such-host.invalid", "grpc_port": 8500, **FAST, "when_unreachable": "skip"}
+    failed, result = run_module(module.main, {**args, "models": [HP2], "request_timeout": 1}, capsys)
+    assert not failed, result["msg"]
+    assert result["reached"] is False and result["changed"] is False
+
+
+def test_reached_server_reloads_with_skip(server, capsys):
+    server.serve("half_plus_two", 124)
+    failed, result = run(capsys, server, models=[HP2, TF2], when_unreachable="skip")
+    assert not failed, result["msg"]
+    assert result["reached"] is True and result["changed"] is True and result["reloads"] == 1
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, "Illegal to list model half_plus_two multiple times in config list"),
+        (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "Request to assign label to version 124 of model half_plus_two, which is not currently "
+            "available for inference",
+        ),
+        (grpc.StatusCode.UNKNOWN, "1 model(s) did not become available: {{name: tf2 version: 123}, }"),
+    ],
+)
+def test_a_rejection_fails_even_with_skip(server, capsys, code, message):
+    # The server answered: its verdict on the config is never "apply it from the file later".
+    server.serve("half_plus_two", 124)
+    server.reject = (code, message)
+    failed, result = run(capsys, server, models=[HP2, TF2], when_unreachable="skip")
+    assert failed and result["reached"] is True and result["reloads"] == 0
+    assert result["msg"].startswith("The server rejected the reload: " + message)
+
+
+def test_a_reload_past_its_deadline_fails_even_with_skip(server, capsys):
+    # A reload the server took but did not finish is a server stuck on it (a base path it cannot see).
+    server.serve("half_plus_two", 124)
+    server.reload_delay = 1.5
+    failed, result = run(capsys, server, models=[HP2, TF2], timeout=0.5, when_unreachable="skip")
+    assert failed and "did not finish the reload within" in result["msg"]
+
+
+def test_connection_lost_during_the_reload_is_skipped(server, capsys):
+    server.serve("half_plus_two", 124)
+    server.reject = (grpc.StatusCode.UNAVAILABLE, "Socket closed")
+    failed, result = run(capsys, server, models=[HP2, TF2], when_unreachable="skip")
+    assert not failed, result["msg"]
+    assert result["changed"] is False and "next config poll" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    "kind, code, sent, expected",
+    [
+        ("unreachable", "UNAVAILABLE", False, True),
+        ("unreachable", "UNAVAILABLE", True, True),
+        ("unreachable", "DEADLINE_EXCEEDED", False, True),  # no answer to the first status request
+        ("unreachable", "DEADLINE_EXCEEDED", True, False),  # a reload the server never finished
+        ("invalid", "INVALID_ARGUMENT", False, False),
+        ("rejected", "FAILED_PRECONDITION", True, False),
+        ("not_found", "NOT_FOUND", False, False),
+    ],
+)
+def test_unreachable_decision(kind, code, sent, expected):
+    assert module.unreachable(TFServingError(kind, "x", code=code), sent) is expected
