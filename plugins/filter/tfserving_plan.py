@@ -255,10 +255,38 @@ def plan(instances, settings=None, listings=None, host_dirs=None):
     return out
 
 
+def config_plan(instances, planned, settings=None, only=None):
+    """The planned instances of a models.config write: ``instances`` (tfserving_instances form, as the
+    rollout's plan sets them for one step) over ``planned``, the deployed plan (tfserving_plan).
+
+    Each present instance of ``planned`` that ``only`` names (every one when None) keeps its
+    directories, ports and flags and takes its models from ``instances``. No listing is read: only the
+    models.config rendering is asked of these models, and it names the versions itself.
+    """
+    cfg = settings_with_defaults(settings)
+    models = {i["name"]: i.get("models") or [] for i in instances or [] if isinstance(i, dict) and "name" in i}
+    out = []
+    for item in planned or []:
+        if item.get("state") != "present" or item["name"] not in models:
+            continue
+        if only is not None and item["name"] not in only:
+            continue
+        out.append({
+            **item,
+            "models": sorted(
+                (_model_plan(item["name"], m, {}, cfg, item["model_dir"]) for m in models[item["name"]]),
+                key=lambda m: m["name"],
+            ),
+        })
+    return out
+
+
 class FilterModule:
-    """Filter tfserving_plan: the validated inventory turned into what the role's tasks do: directories,."""
+    """Filters tfserving_plan (the validated inventory turned into what the role's tasks do: directories,
+    versions, flags, containers) and tfserving_config_plan (one step's models over that plan)."""
 
     def filters(self):
         return {
             "tfserving_plan": plan,
+            "tfserving_config_plan": config_plan,
         }

@@ -489,6 +489,32 @@ def test_restored_text_and_descriptions(host_dir, source):
     assert report.expectation_text([{"name": "m", "all_versions": True}]) == ["m (every loaded version)"]
 
 
+@pytest.mark.parametrize("step", ["stage", "serve", "promote", "restore"])
+def test_a_step_writes_what_role_tfserving_renders_for_its_instances(host_dir, source, step):
+    """The rollout writes a step's models.config from the deployed plan (tfserving_config_plan, no
+    listing read); role tfserving, run with the step's instances on a host holding the versions, renders
+    the same text. Other instances are not written; the written one keeps its ports, flags, container."""
+    instances = inventory()
+    rollout = [{"model": "half_plus_two", "version": 125, "source": str(source), "labels": ["stable"],
+                "check": CHECK}]
+    plan = make_plan(instances, rollout, host_dir)
+    on_host = {"main/half_plus_two": [123, 124, 125], "main/half_plus_two.rollout": [125]}
+    deployed = tfserving_plan.plan(
+        [{**i, "models": [{k: v for k, v in m.items() if k != "source"} for m in i["models"]]} for i in instances],
+        {"host": "h"},
+        {ref["key"]: {"host": {"exists": True, "kind": "directory", "other": [], "versions": [
+            {"name": f"{v:08d}", "version": v, "saved_model": "saved_model.pb"} for v in [123, 124]]}}
+         for ref in tfserving_tasks.model_refs(instances)})
+    written = tfserving_plan.config_plan(plan[step], deployed, {"host": "h"}, ["main"])
+    assert [inst["name"] for inst in written] == ["main"]
+    assert tfserving_config.render_models_config(written[0]) == rendered(plan[step], on_host)["main"]
+    assert {k: v for k, v in written[0].items() if k != "models"} == {
+        k: v for k, v in deployed[0].items() if k != "models"}
+    every = tfserving_plan.config_plan(plan[step], deployed, {"host": "h"})
+    assert [tfserving_config.render_models_config(i) for i in every] == [
+        tfserving_config.render_models_config(i) for i in [*written, deployed[1]]]
+
+
 def test_plan_does_not_modify_its_inputs(host_dir, source):
     instances = inventory()
     frozen = copy.deepcopy(instances)
