@@ -1,0 +1,54 @@
+# Copyright: the tfserving-ansible authors
+# Apache License 2.0
+"""Action of tfserving_stage_version: pack on the control node, one transfer, one tar on the host."""
+
+import os
+import tempfile
+
+from ansible import constants as C
+from ansible.errors import AnsibleAction, AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import STAGE_VERSION_SPEC, pack_version
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=STAGE_VERSION_SPEC)
+        src, dest = os.path.expanduser(args["src"]), args["dest"].rstrip("/")
+        parent, name = os.path.split(dest)
+        result.update(dest=dest, changed=True)
+        handle, archive = tempfile.mkstemp(suffix=".tar", dir=C.DEFAULT_LOCAL_TMP)
+        os.close(handle)
+        try:
+            try:
+                result["files"], result["bytes"] = pack_version(src, name, archive)
+            except (OSError, ValueError) as exc:
+                raise AnsibleActionFail(f"src: {exc}") from None
+            if not self._task.check_mode:
+                self._unpack(archive, parent or "/", task_vars)
+        except AnsibleAction as exc:
+            result.update(exc.result, changed=False)
+        finally:
+            os.unlink(archive)
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _unpack(self, archive, parent, task_vars):
+        shell = self._connection._shell
+        remote = shell.join_path(shell.tmpdir, "version.tar")
+        self._transfer_file(archive, remote)
+        self._fixup_perms2((shell.tmpdir, remote))
+        unpacked = self._execute_module(
+            module_name="ansible.legacy.command",
+            module_args={"argv": ["tar", "-x", "--no-same-owner", "-f", remote, "-C", parent]},
+            task_vars=task_vars,
+        )
+        if unpacked.get("failed") or unpacked.get("rc"):
+            raise AnsibleActionFail(
+                f"the archive could not be unpacked into {parent} on the host: "
+                + (unpacked.get("stderr") or unpacked.get("msg") or "").strip()
+            )
