@@ -8,7 +8,12 @@ import tempfile
 from ansible import constants as C
 from ansible.errors import AnsibleAction, AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import STAGE_VERSION_SPEC, pack_version
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import (
+    STAGE_VERSION_SPEC,
+    UNPACK_SCRIPT,
+    pack_version,
+    staging_parts,
+)
 
 
 class ActionModule(ActionBase):
@@ -17,19 +22,22 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=STAGE_VERSION_SPEC)
+        args = self.validate_argument_spec(argument_spec=STAGE_VERSION_SPEC)[1]
         src, dest = os.path.expanduser(args["src"]), args["dest"].rstrip("/")
-        parent, name = os.path.split(dest)
         result.update(dest=dest, changed=True)
         handle, archive = tempfile.mkstemp(suffix=".tar", dir=C.DEFAULT_LOCAL_TMP)
         os.close(handle)
         try:
             try:
-                result["files"], result["bytes"] = pack_version(src, name, archive)
+                parent, name = staging_parts(dest)
+            except ValueError as exc:
+                raise AnsibleActionFail(f"dest: {exc}") from None
+            try:
+                result.update(pack_version(src, name, archive))
             except (OSError, ValueError) as exc:
                 raise AnsibleActionFail(f"src: {exc}") from None
             if not self._task.check_mode:
-                self._unpack(archive, parent or "/", task_vars)
+                self._unpack(archive, parent, dest, task_vars)
         except AnsibleAction as exc:
             result.update(exc.result, changed=False)
         finally:
@@ -37,14 +45,14 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
-    def _unpack(self, archive, parent, task_vars):
+    def _unpack(self, archive, parent, dest, task_vars):
         shell = self._connection._shell
         remote = shell.join_path(shell.tmpdir, "version.tar")
         self._transfer_file(archive, remote)
         self._fixup_perms2((shell.tmpdir, remote))
         unpacked = self._execute_module(
             module_name="ansible.legacy.command",
-            module_args={"argv": ["tar", "-x", "--no-same-owner", "-f", remote, "-C", parent]},
+            module_args={"argv": ["/bin/sh", "-c", UNPACK_SCRIPT, "unpack", parent, dest, remote]},
             task_vars=task_vars,
         )
         if unpacked.get("failed") or unpacked.get("rc"):

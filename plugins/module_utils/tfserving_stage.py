@@ -18,6 +18,23 @@ STAGE_VERSION_SPEC = dict(
     dest=dict(type="path", required=True),
 )
 
+# What TF Serving loads a SavedModel from (the file at the top of a version directory).
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+# Run on the host: the parent made (0755), a stale staging directory replaced, the archive unpacked.
+UNPACK_SCRIPT = 'set -e; mkdir -p -m 0755 -- "$1"; rm -rf -- "$2"; tar -x --no-same-owner -f "$3" -C "$1"'
+
+
+def staging_parts(dest):
+    """(parent, name) of the staging directory DEST; ValueError unless its name is hidden (.name)."""
+    parent, name = os.path.split(dest.rstrip("/"))
+    if not parent or not name.startswith(".") or name in (".", ".."):
+        raise ValueError(
+            f"{dest} is not a hidden staging directory: its name must start with '.' (TF Serving ignores "
+            "such names, and an existing one is replaced)"
+        )
+    return parent, name
+
 
 def _normalized(info):
     executable = info.isdir() or info.mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -30,17 +47,20 @@ def _normalized(info):
 def pack_version(src, name, archive):
     """Write the directory SRC (links followed) to the tar file ARCHIVE as NAME/...
 
-    Returns (files, bytes) of what it packed. Raises ValueError when SRC is not a directory or NAME
-    is not a plain directory name."""
+    Returns {files, bytes, saved_model}: what it packed, and the SavedModel file at its top
+    (saved_model.pb or saved_model.pbtxt; None when there is none). Raises ValueError when SRC is
+    not a directory."""
     if not os.path.isdir(src):
         raise ValueError(f"{src} is not a directory on the control node")
-    if not name or name in (".", "..") or "/" in name:
-        raise ValueError(f"{name!r} is not a directory name")
-    files = size = 0
+    packed = {"files": 0, "bytes": 0, "saved_model": None}
     with tarfile.open(archive, "w", dereference=True) as tar:
         tar.add(src, arcname=name, filter=_normalized)
         for member in tar.getmembers():
             if member.isfile():
-                files += 1
-                size += member.size
-    return files, size
+                packed["files"] += 1
+                packed["bytes"] += member.size
+    for candidate in SAVED_MODEL_FILES:
+        if os.path.isfile(os.path.join(src, candidate)):
+            packed["saved_model"] = candidate
+            break
+    return packed

@@ -13,13 +13,16 @@ description:
     on the host as the directory O(dest), in one module run whatever the number of files. The
     builtin M(ansible.builtin.copy) costs two module runs per file and one per directory, seconds per
     SavedModel.
+  - O(dest) is a staging directory, hidden (its name starts with C(.)) so that TF Serving never takes
+    it for a version. Its parent is created (0755) when missing, and an O(dest) left by an interrupted
+    run is replaced. Role C(tfserving) stages versions as C(.tfserving-tmp-<version>) beside the
+    model, checks them, then renames them into place.
   - Files get the modes C(u=rwX,g=rX,o=rX) (0644, or 0755 when executable), directories 0755; the
     host's user owns what is unpacked. Links in O(src) are followed.
-  - O(dest) is meant to be a new staging directory (role C(tfserving) stages versions as
-    C(.tfserving-tmp-<version>) beside the model, then checks and renames them); its parent must
-    exist. Files already in O(dest) that the archive also holds are replaced, others are left.
+  - Reports which SavedModel file the version holds (RV(saved_model)), so that the caller can refuse a
+    directory that is not a SavedModel before renaming it into place.
   - Always reports C(changed) (call it for versions that are not on the host yet).
-  - Runs as an action plugin on the control node; the host needs C(tar).
+  - Runs as an action plugin on the control node; the host needs C(sh) and C(tar).
 version_added: "0.1.0"
 author:
   - tfserving-ansible maintainers (!UNKNOWN)
@@ -29,13 +32,14 @@ options:
     type: path
     required: true
   dest:
-    description: The directory it becomes on the host. Its parent must exist.
+    description: The staging directory it becomes on the host; its name must start with C(.).
     type: path
     required: true
 attributes:
   check_mode:
     support: full
-    description: Packs O(src) (so a missing source fails) and reports the change; transfers nothing.
+    description: Packs O(src) (so a missing source fails and RV(saved_model) is known) and reports the
+      change; transfers nothing.
   diff_mode:
     support: none
     description: A model version is binary data.
@@ -66,6 +70,11 @@ bytes:
   description: Their size in bytes.
   returned: success
   type: int
+saved_model:
+  description: C(saved_model.pb) or C(saved_model.pbtxt), the file TF Serving loads, when O(src) holds
+    one at its top; null otherwise.
+  returned: success
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

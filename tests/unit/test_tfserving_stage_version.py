@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 import yaml
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import pack_version
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import pack_version, staging_parts
 from conftest import ANSIBLE_BIN, ROOT, TESTDATA, ansible_env, playbook_tasks
 
 VERSION = TESTDATA / "tfserving" / "saved_model_half_plus_two_2_versions" / "00000124"
@@ -22,8 +22,9 @@ FILES = ["assets/foo.txt", "saved_model.pb", "variables/variables.data-00000-of-
 
 def test_a_version_is_packed_under_its_staging_name_with_the_roles_modes_and_no_owner(tmp_path):
     archive = tmp_path / "v.tar"
-    files, size = pack_version(str(VERSION), ".tfserving-tmp-00000124", str(archive))
-    assert files == 4 and size == sum((VERSION / f).stat().st_size for f in FILES)
+    packed = pack_version(str(VERSION), ".tfserving-tmp-00000124", str(archive))
+    size = sum((VERSION / f).stat().st_size for f in FILES)
+    assert packed == {"files": 4, "bytes": size, "saved_model": "saved_model.pb"}
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert sorted(n for n, m in members.items() if m.isfile()) == [f".tfserving-tmp-00000124/{f}" for f in FILES]
@@ -45,26 +46,32 @@ def test_executable_files_stay_executable_and_links_are_followed(tmp_path):
         assert link.isfile() and link.size == (VERSION / "saved_model.pb").stat().st_size
 
 
-@pytest.mark.parametrize(
-    ("src", "name", "message"),
-    [
-        (VERSION / "saved_model.pb", "v", "is not a directory on the control node"),
-        (VERSION, "a/b", "is not a directory name"),
-        (VERSION, "..", "is not a directory name"),
-    ],
-)
-def test_what_cannot_be_packed_is_refused(tmp_path, src, name, message):
-    with pytest.raises(ValueError, match=message):
-        pack_version(str(src), name, str(tmp_path / "v.tar"))
+def test_a_file_is_not_a_version_directory(tmp_path):
+    with pytest.raises(ValueError, match=r"saved_model\.pb is not a directory on the control node"):
+        pack_version(str(VERSION / "saved_model.pb"), ".v", str(tmp_path / "v.tar"))
 
 
-def stage(tmp_path, src, check=False):
+def test_a_directory_without_a_saved_model_is_packed_and_says_so(tmp_path):
+    # TF Serving's bad_half_plus_two: a version directory that holds no SavedModel.
+    bad = TESTDATA / "tfserving" / "bad_half_plus_two" / "00000123"
+    assert pack_version(str(bad), ".v", str(tmp_path / "v.tar"))["saved_model"] is None
+
+
+@pytest.mark.parametrize("dest", ["/srv/m/00000124", "/srv/m/..", "/srv/m/.", ".hidden", "/srv/m/v/"])
+def test_only_a_hidden_staging_directory_is_a_destination(dest):
+    with pytest.raises(ValueError, match=r"is not a hidden staging directory: its name must start with '\.'"):
+        staging_parts(dest)
+
+
+def test_a_staging_directory_is_split_into_parent_and_name():
+    assert staging_parts("/srv/m/.tfserving-tmp-00000124/") == ("/srv/m", ".tfserving-tmp-00000124")
+
+
+def stage(tmp_path, src, check=False, dest=None):
     """The action in a playbook on the control node; returns (rc, its result, the local temp dir)."""
-    (tmp_path / "model").mkdir(exist_ok=True)
-    task = {
-        "name": "Version is staged",
-        "tfserving.fleet.tfserving_stage_version": {"src": str(src), "dest": str(tmp_path / "model" / "staged")},
-    }
+    dest = dest or tmp_path / "model" / ".staged"
+    args = {"src": str(src), "dest": str(dest)}
+    task = {"name": "Version is staged", "tfserving.fleet.tfserving_stage_version": args}
     play = [{"hosts": "all", "gather_facts": False, "tasks": [task]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     inventory = {"all": {"hosts": {"h": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
@@ -78,27 +85,49 @@ def stage(tmp_path, src, check=False):
     return proc.returncode, result, tmp_path / "tmp"
 
 
-def test_the_version_arrives_whole_with_its_modes_and_the_archive_is_removed(tmp_path):
+def test_the_version_arrives_whole_in_a_new_parent_with_its_modes_and_the_archive_is_removed(tmp_path):
     rc, result, local_tmp = stage(tmp_path, VERSION)
-    staged = tmp_path / "model" / "staged"
-    assert rc == 0 and result["changed"] is True and (result["files"], result["dest"]) == (4, str(staged))
-    assert not filecmp.dircmp(VERSION, staged).diff_files
+    staged = tmp_path / "model" / ".staged"
+    assert rc == 0 and result["changed"] is True
+    assert (result["files"], result["saved_model"], result["dest"]) == (4, "saved_model.pb", str(staged))
+    assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == FILES
     for path in FILES:
         assert filecmp.cmp(VERSION / path, staged / path, shallow=False), path
         assert stat.S_IMODE((staged / path).stat().st_mode) == 0o644, path
-    assert stat.S_IMODE((staged / "variables").stat().st_mode) == 0o755
+    for directory in (tmp_path / "model", staged, staged / "variables"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
     assert (staged / "saved_model.pb").stat().st_uid == os.getuid()
-    assert not [p for p in local_tmp.rglob("*.tar")]
+    assert not list(local_tmp.rglob("*.tar"))
 
 
-def test_check_mode_reports_the_change_and_writes_nothing(tmp_path):
-    rc, result, _ = stage(tmp_path, VERSION, check=True)
-    assert rc == 0 and result["changed"] is True and result["files"] == 4
-    assert list((tmp_path / "model").iterdir()) == []
+def test_a_staging_directory_an_interrupted_run_left_is_replaced(tmp_path):
+    stale = tmp_path / "model" / ".staged"
+    (stale / "variables").mkdir(parents=True)
+    (stale / "variables" / "partial.tmp").write_text("half a copy")
+    rc, result, _ = stage(tmp_path, VERSION)
+    assert rc == 0 and result["changed"] is True
+    assert sorted(str(p.relative_to(stale)) for p in stale.rglob("*") if p.is_file()) == FILES
 
 
-def test_a_missing_source_fails_naming_it_and_writes_nothing(tmp_path):
-    rc, result, _ = stage(tmp_path, tmp_path / "missing")
+def test_check_mode_reports_the_change_and_whether_it_is_a_saved_model_and_writes_nothing(tmp_path):
+    bad = TESTDATA / "tfserving" / "bad_half_plus_two" / "00000123"
+    rc, result, _ = stage(tmp_path, bad, check=True)
+    assert rc == 0 and result["changed"] is True and result["saved_model"] is None
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("src", "src: {tmp}/missing is not a directory on the control node"),
+        ("dest", "dest: {tmp}/model/00000124 is not a hidden staging directory: its name must start with '.'"),
+    ],
+)
+def test_a_missing_source_or_a_visible_destination_fails_naming_it_and_writes_nothing(tmp_path, what, message):
+    if what == "src":
+        rc, result, _ = stage(tmp_path, tmp_path / "missing")
+    else:
+        rc, result, _ = stage(tmp_path, VERSION, dest=tmp_path / "model" / "00000124")
     assert rc == 2 and result["failed"] is True and result["changed"] is False
-    assert result["msg"] == f"src: {tmp_path / 'missing'} is not a directory on the control node"
-    assert list((tmp_path / "model").iterdir()) == []
+    assert result["msg"].startswith(message.format(tmp=tmp_path))
+    assert not (tmp_path / "model").exists()
