@@ -21,6 +21,9 @@ import time
 STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 STATES = tuple(STATE_NAMES.values())
 
+# The file TF Serving loads a SavedModel version from, at the top of its version directory.
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
 # tensorflow.error.Code (tensorflow/core/protobuf/error_codes.proto); the same numbers as gRPC's.
 ERROR_CODE_NAMES = {
     0: "OK",

@@ -12,14 +12,13 @@ import os
 import stat
 import tarfile
 
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import SAVED_MODEL_FILES
+
 # The options of tfserving_stage_version (its module file documents them, its action plugin takes them).
 STAGE_VERSION_SPEC = dict(
     src=dict(type="path", required=True),
     dest=dict(type="path", required=True),
 )
-
-# What TF Serving loads a SavedModel from (the file at the top of a version directory).
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 # Run on the host: the parent made (0755), a stale staging directory replaced, the archive unpacked.
 UNPACK_SCRIPT = 'set -e; mkdir -p -m 0755 -- "$1"; rm -rf -- "$2"; tar -x --no-same-owner -f "$3" -C "$1"'

@@ -105,9 +105,9 @@ import tarfile
 import zipfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import SAVED_MODEL_FILES
 
 VERSION_RE = re.compile(r"^[0-9]+$")
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 
 
