@@ -23,7 +23,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = self.validate_argument_spec(argument_spec=STAGE_VERSION_SPEC)[1]
-        src, dest = os.path.expanduser(args["src"]), args["dest"].rstrip("/")
+        src, dest = args["src"], args["dest"].rstrip("/")
         result.update(dest=dest, changed=True)
         handle, archive = tempfile.mkstemp(suffix=".tar", dir=C.DEFAULT_LOCAL_TMP)
         os.close(handle)

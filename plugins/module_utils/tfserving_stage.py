@@ -17,7 +17,8 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common i
 # The options of tfserving_stage_version (its module file documents them, its action plugin takes them).
 STAGE_VERSION_SPEC = dict(
     src=dict(type="path", required=True),
-    dest=dict(type="path", required=True),
+    # A path on the host: not expanded on the control node the way type=path would.
+    dest=dict(type="str", required=True),
 )
 
 # Run on the host: the parent made (0755), a stale staging directory replaced, the archive unpacked.

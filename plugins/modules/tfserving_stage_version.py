@@ -32,8 +32,9 @@ options:
     type: path
     required: true
   dest:
-    description: The staging directory it becomes on the host; its name must start with C(.).
-    type: path
+    description: The staging directory it becomes on the host, an absolute path; its name must start
+      with C(.).
+    type: str
     required: true
 attributes:
   check_mode:
