@@ -7,10 +7,13 @@ that `ansible-galaxy collection install` filled from the built tarball: the test
 that installed copy (scripts/collection-test.sh).
 """
 
+import json
 import os
 import pathlib
+import subprocess
 import sys
 
+import yaml
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -116,3 +119,34 @@ def _install_patch_module_args_for_ansible_core_2_16():
 
 
 _install_patch_module_args_for_ansible_core_2_16()
+
+
+def run_task(workdir, task, *, check=False, diff=False, implicit_localhost=False):
+    """One task in a real ansible-playbook run from ``workdir``; returns (exit code, the task's result).
+
+    The task runs on host 'h', the control node reached with the local connection and the tests'
+    Python, or with ``implicit_localhost`` on Ansible's implicit localhost (no inventory: the task
+    may delegate to localhost and set its own interpreter)."""
+    workdir = pathlib.Path(workdir)
+    play = [{"hosts": "localhost" if implicit_localhost else "all", "gather_facts": False, "tasks": [task]}]
+    (workdir / "play.yml").write_text(yaml.safe_dump(play))
+    argv = [str(ANSIBLE_BIN / "ansible-playbook"), str(workdir / "play.yml")]
+    if not implicit_localhost:
+        host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        inventory = {"all": {"hosts": {"h": host}}}
+        (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        argv += ["-i", str(workdir / "inventory.yml")]
+    argv += (["--check"] if check else []) + (["--diff"] if diff else [])
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=ansible_env(workdir), capture_output=True, text=True, timeout=120, check=False
+    )
+    [(_, _, result)] = playbook_tasks(json.loads(proc.stdout))
+    return proc.returncode, result
+
+
+def other_python(workdir):
+    """The tests' Python under another path: a module then runs as a module, with that interpreter."""
+    wrapper = pathlib.Path(workdir) / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)

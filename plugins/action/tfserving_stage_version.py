@@ -14,6 +14,7 @@ from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage im
     pack_version,
     staging_parts,
 )
+from ansible_collections.tfserving.fleet.plugins.plugin_utils.tfserving_shell import failure_text, run_script
 
 
 class ActionModule(ActionBase):
@@ -37,7 +38,7 @@ class ActionModule(ActionBase):
             except (OSError, ValueError) as exc:
                 raise AnsibleActionFail(f"src: {exc}") from None
             if not self._task.check_mode:
-                self._unpack(archive, parent, dest, task_vars)
+                self._unpack(archive, parent, dest)
         except AnsibleAction as exc:
             result.update(exc.result, changed=False)
         finally:
@@ -45,18 +46,14 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
-    def _unpack(self, archive, parent, dest, task_vars):
+    def _unpack(self, archive, parent, dest):
         shell = self._connection._shell
         remote = shell.join_path(shell.tmpdir, "version.tar")
         self._transfer_file(archive, remote)
         self._fixup_perms2((shell.tmpdir, remote))
-        unpacked = self._execute_module(
-            module_name="ansible.legacy.command",
-            module_args={"argv": ["/bin/sh", "-c", UNPACK_SCRIPT, "unpack", parent, dest, remote]},
-            task_vars=task_vars,
-        )
-        if unpacked.get("failed") or unpacked.get("rc"):
+        # A shell run, not a Python module run (a quarter of a second on the host).
+        unpacked = run_script(self, UNPACK_SCRIPT, parent, dest, remote)
+        if unpacked["rc"]:
             raise AnsibleActionFail(
-                f"the archive could not be unpacked into {parent} on the host: "
-                + (unpacked.get("stderr") or unpacked.get("msg") or "").strip()
+                f"the archive could not be unpacked into {parent} on the host: {failure_text(unpacked)}"
             )

@@ -10,7 +10,7 @@ module: tfserving_stage_version
 short_description: Copy a model version directory from the control node to a host as one archive
 description:
   - Packs the directory O(src) of the control node into one tar archive, transfers it and unpacks it
-    on the host as the directory O(dest), in one module run whatever the number of files. The
+    on the host as the directory O(dest), in one shell run whatever the number of files. The
     builtin M(ansible.builtin.copy) costs two module runs per file and one per directory, seconds per
     SavedModel.
   - O(dest) is a staging directory, hidden (its name starts with C(.)) so that TF Serving never takes

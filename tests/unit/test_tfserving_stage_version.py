@@ -4,17 +4,13 @@ The packing is read back with tarfile; the action runs in a real ansible-playboo
 node (local connection), on the SavedModel TF Serving publishes as test data."""
 
 import filecmp
-import json
 import os
 import stat
-import subprocess
-import sys
 import tarfile
 
 import pytest
-import yaml
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_stage import pack_version, staging_parts
-from conftest import ANSIBLE_BIN, ROOT, TESTDATA, ansible_env, playbook_tasks
+from conftest import TESTDATA, run_task
 
 VERSION = TESTDATA / "tfserving" / "saved_model_half_plus_two_2_versions" / "00000124"
 FILES = ["assets/foo.txt", "saved_model.pb", "variables/variables.data-00000-of-00001", "variables/variables.index"]
@@ -71,18 +67,9 @@ def stage(tmp_path, src, check=False, dest=None):
     """The action in a playbook on the control node; returns (rc, its result, the local temp dir)."""
     dest = dest or tmp_path / "model" / ".staged"
     args = {"src": str(src), "dest": str(dest)}
-    task = {"name": "Version is staged", "tfserving.fleet.tfserving_stage_version": args}
-    play = [{"hosts": "all", "gather_facts": False, "tasks": [task]}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    inventory = {"all": {"hosts": {"h": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    argv = [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")]
-    proc = subprocess.run(
-        argv + (["--check"] if check else []),
-        cwd=ROOT, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
-    )
-    [(_, _, result)] = playbook_tasks(json.loads(proc.stdout))
-    return proc.returncode, result, tmp_path / "tmp"
+    rc, result = run_task(tmp_path, {"name": "Version is staged", "tfserving.fleet.tfserving_stage_version": args},
+                          check=check)
+    return rc, result, tmp_path / "tmp"
 
 
 def test_the_version_arrives_whole_in_a_new_parent_with_its_modes_and_the_archive_is_removed(tmp_path):
@@ -131,3 +118,11 @@ def test_a_missing_source_or_a_visible_destination_fails_naming_it_and_writes_no
     assert rc == 2 and result["failed"] is True and result["changed"] is False
     assert result["msg"].startswith(message.format(tmp=tmp_path))
     assert not (tmp_path / "model").exists()
+
+
+def test_an_unpack_that_fails_on_the_host_reports_the_hosts_own_error(tmp_path):
+    (tmp_path / "model").write_text("a file where the model directory should be")
+    rc, result, _ = stage(tmp_path, VERSION)
+    assert rc == 2 and result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith(f"the archive could not be unpacked into {tmp_path}/model on the host: ")
+    assert "File exists" in result["msg"] or "Not a directory" in result["msg"], result["msg"]
