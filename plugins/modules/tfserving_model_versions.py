@@ -98,151 +98,19 @@ unsafe_members:
   elements: str
 """
 
-import os
-import posixpath
-import re
-import tarfile
-import zipfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import SAVED_MODEL_FILES
-
-VERSION_RE = re.compile(r"^[0-9]+$")
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
-
-
-def tree_bytes(path):
-    """Sum of the sizes of the regular files below path (symbolic links are not followed)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            full = os.path.join(top, name)
-            if os.path.isfile(full) and not os.path.islink(full):
-                total += os.path.getsize(full)
-    return total
-
-
-def list_directory(path):
-    versions, other = [], []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        if VERSION_RE.match(name) and os.path.isdir(full):
-            found = next((f for f in SAVED_MODEL_FILES if os.path.isfile(os.path.join(full, f))), None)
-            versions.append({"name": name, "version": int(name), "saved_model": found, "bytes": tree_bytes(full)})
-        else:
-            other.append(name)
-    versions.sort(key=lambda v: (v["version"], v["name"]))
-    return {"kind": "directory", "versions": versions, "other": other, "prefix": "", "unsafe_members": []}
-
-
-def _clean(name):
-    name = name.replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name
-
-
-def _unsafe(name):
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return True
-    return ".." in name.split("/")
-
-
-def archive_members(path):
-    """[(name, is_dir, unsafe, size)] of a tar or zip archive (size: unpacked bytes of a regular file)."""
-    out = []
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                name = _clean(info.filename)
-                out.append((name.rstrip("/"), info.is_dir(), _unsafe(name), 0 if info.is_dir() else info.file_size))
-        return out
-    with tarfile.open(path) as archive:
-        for member in archive.getmembers():
-            name = _clean(member.name)
-            unsafe = _unsafe(name) or member.isdev()
-            if member.issym() or member.islnk():
-                target = member.linkname
-                joined = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-                unsafe = unsafe or target.startswith("/") or joined.startswith("..")
-            out.append((name.rstrip("/"), member.isdir(), unsafe, member.size if member.isfile() else 0))
-    return out
-
-
-def list_archive(path):
-    members = [m for m in archive_members(path) if m[0] not in ("", ".")]
-    unsafe = sorted({name for name, _unused, bad, _size in members if bad})
-    safe = [(name, size) for name, _is_dir, bad, size in members if not bad]
-    tops = {name.split("/")[0] for name, _unused in safe}
-    prefix = ""
-    if not any(VERSION_RE.match(t) for t in tops) and len(tops) == 1:
-        prefix = next(iter(tops))
-    found = {}
-    other = set()
-    for name, size in safe:
-        rel = name[len(prefix) + 1 :] if prefix else name
-        if prefix and not name.startswith(prefix + "/"):
-            continue
-        parts = rel.split("/")
-        if not parts[0]:
-            continue
-        if not VERSION_RE.match(parts[0]):
-            other.add(parts[0])
-            continue
-        entry = found.setdefault(
-            parts[0], {"name": parts[0], "version": int(parts[0]), "saved_model": None, "bytes": 0}
-        )
-        entry["bytes"] += size
-        if len(parts) == 2 and parts[1] in SAVED_MODEL_FILES and entry["saved_model"] is None:
-            entry["saved_model"] = parts[1]
-    versions = sorted(found.values(), key=lambda v: (v["version"], v["name"]))
-    return {
-        "kind": "archive",
-        "versions": versions,
-        "other": sorted(other),
-        "prefix": prefix,
-        "unsafe_members": unsafe,
-    }
-
-
-def is_archive(path):
-    return os.path.isfile(path) and (
-        path.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(path) or zipfile.is_zipfile(path)
-    )
-
-
-def inspect(path):
-    if not os.path.exists(path):
-        return {
-            "exists": False,
-            "kind": "missing",
-            "versions": [],
-            "other": [],
-            "prefix": "",
-            "unsafe_members": [],
-        }
-    if os.path.isdir(path):
-        result = list_directory(path)
-    elif is_archive(path):
-        result = list_archive(path)
-    else:
-        raise ValueError(f"{path} is neither a directory nor a tar or zip archive")
-    result["exists"] = True
-    return result
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_model_versions import (
+    MODEL_VERSIONS_SPEC,
+    describe,
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
-    path = module.params["path"]
-    try:
-        result = inspect(path)
-    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:
-        module.fail_json(
-            msg=f"expected {path} to be a model directory or a tar/zip archive of version directories; "
-            f"reading it failed: {exc}",
-            path=path,
-        )
-    module.exit_json(changed=False, path=path, **result)
+    module = AnsibleModule(argument_spec=MODEL_VERSIONS_SPEC, supports_check_mode=True)
+    result = describe(module.params["path"])
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

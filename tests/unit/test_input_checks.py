@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_plan, tfserving_tasks, tfserving_validate
 from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_inventory
-from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_model_versions as tmv
 from conftest import TESTDATA
 
 TF = TESTDATA / "tfserving"

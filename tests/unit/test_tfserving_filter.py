@@ -19,7 +19,7 @@ from ansible_collections.tfserving.fleet.plugins.filter import (
     tfserving_tasks,
     tfserving_validate,
 )
-from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from tensorflow_serving.config import model_server_config_pb2

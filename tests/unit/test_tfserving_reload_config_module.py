@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import grpc
 import pytest
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_common import TFServingError
 from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_grpc import GrpcClient, messages
+from ansible_collections.tfserving.fleet.plugins.module_utils.tfserving_reload import unreachable
 from ansible_collections.tfserving.fleet.plugins.modules import tfserving_reload_config as module
+from conftest import other_python, run_task
 from tfserving_grpc_fake import FakeModelServer
 from tfserving_http_fake import free_port, run_module
 
@@ -394,4 +398,44 @@ def test_connection_lost_during_the_reload_is_skipped(server, capsys):
     ],
 )
 def test_unreachable_decision(kind, code, sent, expected):
-    assert module.unreachable(TFServingError(kind, "x", code=code), sent) is expected
+    assert unreachable(TFServingError(kind, "x", code=code), sent) is expected
+
+
+# -- the action plugin: in Ansible's own process on the control node, else the module ----------------
+def reload_in_playbook(tmp_path, port, interpreter, check=False, **options):
+    """The task on the control node (delegated to the implicit localhost); returns (rc, result)."""
+    task = {
+        "name": "Config is reloaded",
+        "tfserving.fleet.tfserving_reload_config": {"grpc_port": port, **FAST, **options},
+        "delegate_to": "localhost",
+        "vars": {"ansible_python_interpreter": interpreter},
+    }
+    return run_task(tmp_path, task, check=check, implicit_localhost=True)
+
+
+def test_on_the_control_node_the_reload_runs_in_process_and_answers_as_the_module(server, tmp_path):
+    server.serve("half_plus_two", 124)
+    rc, here = reload_in_playbook(tmp_path, server.port, sys.executable, models=[HP2, TF2])
+    assert rc == 0 and "invocation" not in here  # no module run: the module would echo its arguments
+    assert here["changed"] is True and here["reloads"] == 1 and server.state("tf2") == {123: "AVAILABLE"}
+    # Once more, both ways: nothing to do, the same answer.
+    rc, here = reload_in_playbook(tmp_path, server.port, sys.executable, models=[HP2, TF2])
+    assert rc == 0 and here["changed"] is False
+    rc, module_run = reload_in_playbook(tmp_path, server.port, other_python(tmp_path), models=[HP2, TF2])
+    assert rc == 0 and "invocation" in module_run
+    del module_run["invocation"]
+    assert here == module_run
+    assert len(server.reloads()) == 1
+
+
+def test_in_process_a_refusal_and_check_mode_are_the_modules(server, tmp_path):
+    server.serve("half_plus_two", 124)
+    rc, result = reload_in_playbook(tmp_path, server.port, sys.executable, check=True, models=[HP2, TF2])
+    assert rc == 0 and result["changed"] is True and result["msg"].startswith("Would reload (1 request(s))")
+    assert server.reloads() == []
+    rc, result = reload_in_playbook(
+        tmp_path, server.port, sys.executable, models=[HP2, {"name": "tf2", "base_path": "models/tf2"}]
+    )
+    assert rc == 2 and result["failed"] is True and "invocation" not in result
+    assert result["msg"].startswith("The wanted config would be rejected or would harm the server: ")
+    assert server.reloads() == []

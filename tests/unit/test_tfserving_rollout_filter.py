@@ -17,7 +17,7 @@ from ansible_collections.tfserving.fleet.plugins.filter import tfserving_config,
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout as flt
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout_report as report
 from ansible_collections.tfserving.fleet.plugins.filter import tfserving_rollout_targets as tgt
-from ansible_collections.tfserving.fleet.plugins.modules import tfserving_model_versions as tmv
+from ansible_collections.tfserving.fleet.plugins.module_utils import tfserving_model_versions as tmv
 from conftest import TESTDATA
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
